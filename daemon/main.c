@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * ternd: the Tern DNS server. Loads and checks the config, publishes the first
+ * runtime view, starts the workers and the HTTP endpoints, then runs the control loop
+ * on the main thread: SIGHUP reloads (the new view is built and checked completely
+ * before it is swapped in through RCU), SIGTERM/SIGINT drain for the health lameduck
+ * time and exit, and once a second the plugins' maintain hooks reload changed files.
+ * Thread: main (the loader: the only writer of the view root).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <poll.h>
+#include <sys/signalfd.h>
+
+#include "daemon/http.h"
+#include "daemon/worker.h"
+#include "lib/core/errcode.h"
+#include "lib/core/log.h"
+#include "lib/core/rcu.h"
+#include "lib/core/stats.h"
+#include "lib/engine/conf.h"
+#include "lib/engine/view.h"
+
+static const struct worker_tcp_limits tcp_limits = {
+	.max_conns = 1024,
+	.max_per_client = 64,
+	.idle_ms = 10000,
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: ternd --config FILE     serve DNS as FILE says\n"
+		"       ternd --check-config FILE\n"
+		"                               check FILE, print every problem, exit 0 if valid\n"
+		"       ternd --version\n"
+		"Options: -v, --verbose (debug log)\n");
+}
+
+static void print_diag(const struct tern_diag *d)
+{
+	for (size_t i = 0; i < d->nmsgs; i++)
+		fprintf(stderr, "%s\n", d->msgs[i]);
+}
+
+/* Load @p path into a complete view. Problems are printed. */
+static int load_view(const char *path, struct tern_view **out)
+{
+	struct tern_diag diag;
+	tern_diag_init(&diag, path);
+	struct tern_conf *conf = NULL;
+	int ret = tern_conf_load_file(path, &diag, &conf);
+	if (ret == 0)
+		ret = tern_view_build(conf, &diag, out);
+	if (ret != 0 && !tern_diag_failed(&diag))
+		tern_diag_raw(&diag, "%s: %s", path, tern_strerror(ret));
+	print_diag(&diag);
+	tern_diag_deinit(&diag);
+	return ret;
+}
+
+static bool http_conf_equal(const struct tern_http_conf *a, const struct tern_http_conf *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a->listen, b->listen) == 0;
+}
+
+/* Boot settings (sockets, threads) cannot change on reload. */
+static const char *boot_change(const struct tern_view *old, const struct tern_view *new)
+{
+	if (!tern_view_same_listens(old, new))
+		return "listen addresses changed";
+	if (old->conf->nworkers != new->conf->nworkers)
+		return "workers changed";
+	if (!http_conf_equal(old->conf->metrics, new->conf->metrics) ||
+	    !http_conf_equal(old->conf->health, new->conf->health) ||
+	    !http_conf_equal(old->conf->ready, new->conf->ready))
+		return "metrics/health/ready listen changed";
+	return NULL;
+}
+
+static void reload(const char *path)
+{
+	tern_info("reload, reading %s", path);
+	struct tern_view *next = NULL;
+	if (load_view(path, &next) != 0) {
+		tern_err("reload, %s is invalid, keeping the running config", path);
+		tern_stats_reload_failed();
+		return;
+	}
+	const char *why = boot_change(tern_view_root, next);
+	if (why) {
+		tern_err("reload, %s (a restart is needed), keeping the running config", why);
+		tern_stats_reload_failed();
+		tern_view_free(next);
+		return;
+	}
+	struct tern_view *old = TERN_RCU_XCHG(&tern_view_root, next);
+	tern_rcu_synchronize();
+	tern_view_free(old);
+	tern_info("reload, done");
+}
+
+static void sleep_ms(uint64_t ms)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static int serve(const char *path)
+{
+	struct tern_view *view = NULL;
+	if (load_view(path, &view) != 0)
+		return 1;
+
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+
+	TERN_RCU_SET(&tern_view_root, view);
+	unsigned n = view->conf->nworkers;
+	struct worker **workers = calloc(n, sizeof(*workers));
+	int rc = 1;
+	if (sfd < 0 || !workers)
+		goto out;
+	for (unsigned i = 0; i < n; i++) {
+		int ret = worker_new(i, view, &tcp_limits, &workers[i]);
+		if (ret != 0) {
+			tern_err("worker %u, start failed (%s)", i, strerror(-ret));
+			goto out;
+		}
+	}
+	if (http_start(view->conf) != 0)
+		goto out;
+	for (unsigned i = 0; i < n; i++) {
+		if (worker_start(workers[i]) != 0) {
+			tern_err("worker %u, thread start failed", i);
+			goto out;
+		}
+	}
+	tern_info("ternd %s, serving with %u workers (config %s)", TERN_VERSION, n, path);
+
+	for (;;) {
+		struct pollfd pfd = { .fd = sfd, .events = POLLIN };
+		int pr = poll(&pfd, 1, 1000);
+		if (pr == 0) {
+			tern_view_maintain(tern_view_root);
+			continue;
+		}
+		struct signalfd_siginfo si;
+		if (pr < 0 || read(sfd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGHUP) {
+			reload(path);
+			continue;
+		}
+		break;
+	}
+	const struct tern_http_conf *health = tern_view_root->conf->health;
+	uint64_t lameduck = health ? health->lameduck_ms : 0;
+	tern_info("shutdown, draining for %llu ms", (unsigned long long)lameduck);
+	http_set_draining(true);
+	sleep_ms(lameduck);
+	rc = 0;
+out:
+	for (unsigned i = 0; workers && i < n; i++)
+		worker_stop(workers[i]);
+	http_stop();
+	free(workers);
+	if (sfd >= 0)
+		close(sfd);
+	tern_view_free(TERN_RCU_XCHG(&tern_view_root, NULL));
+	tern_info("shutdown, done");
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config",       required_argument, NULL, 'c' },
+		{ "check-config", required_argument, NULL, 'C' },
+		{ "version",      no_argument,       NULL, 'V' },
+		{ "verbose",      no_argument,       NULL, 'v' },
+		{ "help",         no_argument,       NULL, 'h' },
+		{ 0 },
+	};
+	const char *config = NULL, *check = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "c:C:Vvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'C': check = optarg; break;
+		case 'V': printf("ternd %s\n", TERN_VERSION); return 0;
+		case 'v': tern_log_level = TERN_LOG_DEBUG; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || (!config == !check)) {
+		usage(stderr);
+		return 2;
+	}
+	if (check) {
+		struct tern_view *view = NULL;
+		if (load_view(check, &view) != 0)
+			return 1;
+		tern_view_free(view);
+		printf("%s: OK\n", check);
+		return 0;
+	}
+	return serve(config);
+}

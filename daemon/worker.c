@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The worker thread loop and its UDP path (see worker.h).
+ * Hot path: no malloc, no locks, no blocking (only recvmmsg/sendmmsg/epoll_wait).
+ */
+#include "daemon/worker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+
+#include "daemon/listener.h"
+#include "daemon/tcp.h"
+#include "lib/core/log.h"
+#include "lib/core/parse.h"
+#include "lib/core/rcu.h"
+#include "lib/core/stats.h"
+#include "lib/engine/process.h"
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int ep_add(struct worker *w, struct ep_item *it, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = it };
+	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, it->fd, &ev) == 0 ? 0 : -errno;
+}
+
+/* For replies on a wildcard socket: turn the received packet info into a source. */
+static size_t reply_control(struct msghdr *rx)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(rx); c; c = CMSG_NXTHDR(rx, c)) {
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo *pi = (struct in_pktinfo *)CMSG_DATA(c);
+			pi->ipi_spec_dst = pi->ipi_addr;
+			pi->ipi_ifindex = 0;
+			return rx->msg_controllen;
+		}
+		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO)
+			return rx->msg_controllen;
+	}
+	return 0;
+}
+
+static void udp_prepare_rx(struct worker *w, bool pktinfo)
+{
+	for (unsigned i = 0; i < WORKER_BATCH; i++) {
+		w->rx_iov[i] = (struct iovec) { .iov_base = w->rx_buf[i], .iov_len = WORKER_UDP_RX };
+		w->rx[i].msg_hdr = (struct msghdr) {
+			.msg_name = &w->peer[i],
+			.msg_namelen = sizeof(w->peer[i]),
+			.msg_iov = &w->rx_iov[i],
+			.msg_iovlen = 1,
+			.msg_control = pktinfo ? w->ctrl[i] : NULL,
+			.msg_controllen = pktinfo ? sizeof(w->ctrl[i]) : 0,
+		};
+	}
+}
+
+/* One recvmmsg batch: answer every datagram and send the answers in one sendmmsg. */
+static int udp_batch(struct worker *w, const struct ep_item *it)
+{
+	udp_prepare_rx(w, it->pktinfo);
+	int n = recvmmsg(it->fd, w->rx, WORKER_BATCH, MSG_DONTWAIT, NULL);
+	if (n <= 0)
+		return 0;
+	struct tern_query_ctx ctx = {
+		.view = w->view,
+		.listen_index = it->listen_index,
+		.proto = TERN_PROTO_UDP,
+		.worker_id = w->id,
+		.now_ms = w->now_ms,
+		.arena = &w->arena,
+		.mm = &w->mm,
+		.stats = w->stats,
+	};
+	unsigned out = 0;
+	for (int i = 0; i < n; i++) {
+		struct msghdr *rx = &w->rx[i].msg_hdr;
+		if (rx->msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+			tern_stats_event(w->stats, TERN_STATS_DROPPED);
+			continue;
+		}
+		ctx.src = &w->peer[i];
+		size_t len = tern_process(&ctx, w->rx_buf[i], w->rx[i].msg_len,
+		                          w->tx_buf[i], WORKER_UDP_RX);
+		if (len == 0)
+			continue;
+		w->tx_iov[out] = (struct iovec) { .iov_base = w->tx_buf[i], .iov_len = len };
+		w->tx[out].msg_hdr = (struct msghdr) {
+			.msg_name = &w->peer[i],
+			.msg_namelen = rx->msg_namelen,
+			.msg_iov = &w->tx_iov[out],
+			.msg_iovlen = 1,
+			.msg_control = it->pktinfo ? rx->msg_control : NULL,
+			.msg_controllen = it->pktinfo ? reply_control(rx) : 0,
+		};
+		out++;
+	}
+	unsigned sent = 0;
+	while (sent < out) {
+		int r = sendmmsg(it->fd, w->tx + sent, out - sent, 0);
+		if (r <= 0) {
+			if (r < 0 && errno == EINTR)
+				continue;
+			/* Socket buffer full or the peer is gone: drop the rest, counted. */
+			for (; sent < out; sent++)
+				tern_stats_event(w->stats, TERN_STATS_DROPPED);
+			break;
+		}
+		sent += (unsigned)r;
+	}
+	return n;
+}
+
+static void udp_ready(struct worker *w, const struct ep_item *it)
+{
+	/* A few batches, then let other sockets of this worker have a turn. */
+	for (int round = 0; round < 8; round++) {
+		if (udp_batch(w, it) < WORKER_BATCH)
+			break;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct epoll_event events[64];
+	tern_rcu_register();
+	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+		tern_rcu_offline();
+		int n = epoll_wait(w->epfd, events, (int)TERN_ARRAY_LEN(events), 1000);
+		tern_rcu_online();
+		w->view = TERN_RCU_DEREF(tern_view_root);
+		w->now_ms = mono_ms();
+		for (int i = 0; i < n && w->view; i++) {
+			struct ep_item *it = events[i].data.ptr;
+			switch (it->kind) {
+			case EP_UDP:
+				udp_ready(w, it);
+				break;
+			case EP_TCP_LISTEN:
+				tcp_accept(w, it);
+				break;
+			case EP_TCP_CONN:
+				tcp_conn_event(w, it, events[i].events);
+				break;
+			case EP_TIMER: {
+				uint64_t ticks;
+				if (read(it->fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+					tern_warn("worker %u, timer read failed (%s)", w->id, strerror(errno));
+				tcp_sweep(w);
+				break;
+			}
+			case EP_STOP:
+				break;
+			}
+		}
+		w->view = NULL;
+		tern_rcu_quiescent();
+	}
+	tern_rcu_unregister();
+	return NULL;
+}
+
+static int open_sockets(struct worker *w, const struct tern_view *view)
+{
+	if (view->nlistens > WORKER_MAX_LISTENS) {
+		tern_err("worker, too many listen addresses (%zu, at most %d)",
+		         view->nlistens, WORKER_MAX_LISTENS);
+		return -EINVAL;
+	}
+	for (size_t li = 0; li < view->nlistens; li++) {
+		const struct sockaddr_storage *ss = &view->listens[li].addr;
+		char addr[80];
+		tern_addr_str(ss, addr, sizeof(addr));
+		bool pktinfo = false;
+		int fd = listener_udp_open(ss, &pktinfo);
+		if (fd < 0) {
+			tern_err("listen %s udp, bind failed (%s)", addr, strerror(-fd));
+			return fd;
+		}
+		w->udp[li] = (struct ep_item) { .kind = EP_UDP, .fd = fd, .listen_index = (unsigned)li,
+		                                .pktinfo = pktinfo };
+		w->nlisten = (unsigned)li + 1;
+		fd = listener_tcp_open(ss);
+		if (fd < 0) {
+			tern_err("listen %s tcp, bind failed (%s)", addr, strerror(-fd));
+			w->tcp[li].fd = -1;
+			return fd;
+		}
+		w->tcp[li] = (struct ep_item) { .kind = EP_TCP_LISTEN, .fd = fd,
+		                                .listen_index = (unsigned)li };
+		int ret = ep_add(w, &w->udp[li], EPOLLIN);
+		if (ret == 0)
+			ret = ep_add(w, &w->tcp[li], EPOLLIN);
+		if (ret != 0)
+			return ret;
+	}
+	return 0;
+}
+
+static void worker_free(struct worker *w)
+{
+	for (unsigned li = 0; li < w->nlisten; li++) {
+		if (w->udp[li].fd >= 0)
+			close(w->udp[li].fd);
+		if (w->tcp[li].fd >= 0)
+			close(w->tcp[li].fd);
+	}
+	if (w->stop_item.fd >= 0)
+		close(w->stop_item.fd);
+	if (w->timer_item.fd >= 0)
+		close(w->timer_item.fd);
+	if (w->epfd >= 0)
+		close(w->epfd);
+	tcp_state_free(w->tcp_state);
+	tern_stats_row_free(w->stats);
+	free(w->arena_buf);
+	free(w->rx_buf);
+	free(w->tx_buf);
+	free(w->tcp_out);
+	free(w);
+}
+
+int worker_new(unsigned id, const struct tern_view *view, const struct worker_tcp_limits *lim,
+               struct worker **out)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->id = id;
+	w->stop_item = (struct ep_item) { .kind = EP_STOP, .fd = -1 };
+	w->timer_item = (struct ep_item) { .kind = EP_TIMER, .fd = -1 };
+	w->epfd = epoll_create1(EPOLL_CLOEXEC);
+	w->stats = tern_stats_row_new(id);
+	w->tcp_state = tcp_state_new(lim);
+	w->arena_buf = malloc(WORKER_ARENA);
+	w->rx_buf = calloc(WORKER_BATCH, WORKER_UDP_RX);
+	w->tx_buf = calloc(WORKER_BATCH, WORKER_UDP_RX);
+	w->tcp_out = malloc(2 + 65535);
+	int ret = -ENOMEM;
+	if (w->epfd < 0 || !w->stats || !w->tcp_state || !w->arena_buf || !w->rx_buf ||
+	    !w->tx_buf || !w->tcp_out)
+		goto fail;
+	tern_arena_init(&w->arena, w->arena_buf, WORKER_ARENA, &w->mm);
+
+	w->stop_item.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	w->timer_item.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	struct itimerspec tick = { .it_interval = { .tv_sec = 1 }, .it_value = { .tv_sec = 1 } };
+	if (w->stop_item.fd < 0 || w->timer_item.fd < 0 ||
+	    timerfd_settime(w->timer_item.fd, 0, &tick, NULL) != 0) {
+		ret = -errno;
+		goto fail;
+	}
+	if ((ret = ep_add(w, &w->stop_item, EPOLLIN)) != 0 ||
+	    (ret = ep_add(w, &w->timer_item, EPOLLIN)) != 0 ||
+	    (ret = open_sockets(w, view)) != 0)
+		goto fail;
+	*out = w;
+	return 0;
+fail:
+	worker_free(w);
+	return ret;
+}
+
+int worker_start(struct worker *w)
+{
+	int ret = pthread_create(&w->thread, NULL, worker_main, w);
+	w->started = ret == 0;
+	return -ret;
+}
+
+void worker_stop(struct worker *w)
+{
+	if (!w)
+		return;
+	if (w->started) {
+		__atomic_store_n(&w->stop, true, __ATOMIC_RELEASE);
+		uint64_t one = 1;
+		if (write(w->stop_item.fd, &one, sizeof(one)) < 0)
+			tern_warn("worker %u, stop signal failed (%s)", w->id, strerror(errno));
+		pthread_join(w->thread, NULL);
+	}
+	worker_free(w);
+}

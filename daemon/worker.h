@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Worker threads. Each worker owns an epoll loop, its own SO_REUSEPORT UDP socket and
+ * TCP listener per listen address, preallocated batch buffers (recvmmsg/sendmmsg), a
+ * per-packet arena and a statistics row. It is a QSBR reader: offline while blocked
+ * in epoll_wait, online while it handles a turn, quiescent at the end of each turn.
+ * Thread: the struct is created and destroyed by main; the loop runs on the worker.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "lib/core/arena.h"
+#include "lib/engine/view.h"
+
+#define WORKER_BATCH        32      /**< datagrams per recvmmsg/sendmmsg */
+#define WORKER_UDP_RX       4096    /**< largest UDP query accepted */
+#define WORKER_ARENA        (256 * 1024)
+#define WORKER_MAX_LISTENS  64
+
+/** What an epoll event refers to (first member of every registered object). */
+enum ep_kind { EP_UDP, EP_TCP_LISTEN, EP_TCP_CONN, EP_STOP, EP_TIMER };
+
+struct ep_item {
+	enum ep_kind kind;
+	int fd;
+	unsigned listen_index;
+	bool pktinfo;           /**< UDP on a wildcard address: reply from the query's address */
+};
+
+struct tcp_state;
+struct tern_stats_row;
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	bool started;           /**< the thread runs: worker_stop joins it */
+	int epfd;
+	bool stop;              /**< set by main (atomic store), read by the loop */
+	struct ep_item stop_item;
+	struct ep_item timer_item;
+	struct ep_item udp[WORKER_MAX_LISTENS];
+	struct ep_item tcp[WORKER_MAX_LISTENS];
+	unsigned nlisten;
+
+	/* Per turn (valid between online and quiescent). */
+	const struct tern_view *view;
+	uint64_t now_ms;
+
+	struct tern_stats_row *stats;
+	struct tcp_state *tcp_state;
+	struct tern_arena arena;
+	knot_mm_t mm;
+	uint8_t *arena_buf;
+
+	/* UDP batch buffers, preallocated. */
+	struct mmsghdr rx[WORKER_BATCH], tx[WORKER_BATCH];
+	struct iovec rx_iov[WORKER_BATCH], tx_iov[WORKER_BATCH];
+	struct sockaddr_storage peer[WORKER_BATCH];
+	uint8_t ctrl[WORKER_BATCH][64];
+	uint8_t (*rx_buf)[WORKER_UDP_RX];
+	uint8_t (*tx_buf)[WORKER_UDP_RX];
+	uint8_t *tcp_out;       /**< 2 + 65535 bytes: one framed TCP answer */
+};
+
+/** TCP limits (RFC 7766 section 6.2: idle timeouts, connection caps). */
+struct worker_tcp_limits {
+	unsigned max_conns;        /**< per worker */
+	unsigned max_per_client;   /**< per worker and client address */
+	unsigned idle_ms;          /**< between complete messages */
+};
+
+/**
+ * Create a worker: epoll, its sockets on every listen address of @p view.
+ * @return 0 or a negative errno (bind failures are logged with the address).
+ */
+int worker_new(unsigned id, const struct tern_view *view, const struct worker_tcp_limits *lim,
+               struct worker **out);
+int worker_start(struct worker *w);
+/** Ask to stop, join (if started), close and free. NULL is a no-op. */
+void worker_stop(struct worker *w);

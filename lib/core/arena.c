@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Bump allocator; see arena.h. Hot path: no malloc, no locks, no blocking. */
+#include "lib/core/arena.h"
+
+void *tern_arena_alloc(struct tern_arena *a, size_t len)
+{
+	size_t start = (a->used + 15) & ~(size_t)15;
+	if (start > a->size || len > a->size - start)
+		return NULL;
+	a->used = start + len;
+	return a->base + start;
+}
+
+static void *arena_mm_alloc(void *ctx, size_t len)
+{
+	return tern_arena_alloc(ctx, len);
+}
+
+static void arena_mm_free(void *ptr)
+{
+	(void)ptr;
+}
+
+void tern_arena_init(struct tern_arena *a, void *buf, size_t size, knot_mm_t *mm)
+{
+	a->base = buf;
+	a->size = size;
+	a->used = 0;
+	mm->ctx = a;
+	mm->alloc = arena_mm_alloc;
+	mm->free = arena_mm_free;
+}

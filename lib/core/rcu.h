@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The only includer of liburcu (QSBR flavour). Workers are registered readers that
+ * report a quiescent state once per loop turn; writers (the loader, a plugin's
+ * reload) publish with TERN_RCU_XCHG, wait with tern_rcu_synchronize() and free.
+ *
+ * Under ThreadSanitizer the publish/read macros become plain C11 atomics and the
+ * quiescent/synchronize pair is annotated, because TSan sees neither liburcu's inline
+ * asm nor QSBR's grace periods. Real use-after-free bugs stay visible.
+ */
+#pragma once
+
+#define URCU_INLINE_SMALL_FUNCTIONS
+#include <urcu/urcu-qsbr.h>
+#include <urcu/rculist.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define TERN_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TERN_TSAN 1
+#endif
+#endif
+
+#ifdef TERN_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+extern char tern_rcu_tsan_token;
+#define TERN_RCU_DEREF(p)        __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
+#define TERN_RCU_XCHG(pp, v)     __atomic_exchange_n((pp), (v), __ATOMIC_ACQ_REL)
+#define TERN_RCU_SET(pp, v)      __atomic_store_n((pp), (v), __ATOMIC_RELEASE)
+static inline void tern_rcu_quiescent(void)
+{
+	__tsan_release(&tern_rcu_tsan_token);
+	urcu_qsbr_quiescent_state();
+}
+static inline void tern_rcu_synchronize(void)
+{
+	urcu_qsbr_synchronize_rcu();
+	__tsan_acquire(&tern_rcu_tsan_token);
+}
+#else
+#define TERN_RCU_DEREF(p)        rcu_dereference(p)
+#define TERN_RCU_XCHG(pp, v)     rcu_xchg_pointer((pp), (v))
+#define TERN_RCU_SET(pp, v)      rcu_set_pointer((pp), (v))
+static inline void tern_rcu_quiescent(void) { urcu_qsbr_quiescent_state(); }
+static inline void tern_rcu_synchronize(void) { urcu_qsbr_synchronize_rcu(); }
+#endif
+
+static inline void tern_rcu_register(void)   { urcu_qsbr_register_thread(); }
+static inline void tern_rcu_unregister(void) { urcu_qsbr_unregister_thread(); }
+static inline void tern_rcu_online(void)     { urcu_qsbr_thread_online(); }
+static inline void tern_rcu_offline(void)    { urcu_qsbr_thread_offline(); }

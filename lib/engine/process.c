@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Query processing: from raw query bytes to the answer bytes (process.h).
+ * Hot path: no malloc, no locks, no blocking.
+ */
+#include "lib/engine/process.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/core/stats.h"
+#include "lib/dns/answer.h"
+
+/* Extended RCODE BADVERS (RFC 6891): 16 = header 0 + OPT ext-rcode 1. */
+#define RCODE_BADVERS 16
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int family_of(const struct sockaddr_storage *ss)
+{
+	return ss && ss->ss_family == AF_INET6 ? 2 : 1;
+}
+
+/* Start (or restart) the answer: header and question copied from the query. */
+static int answer_begin(struct tern_req *req, uint8_t *out, uint16_t cap)
+{
+	req->answer = knot_pkt_new(out, cap, req->mm);
+	if (!req->answer)
+		return KNOT_ENOMEM;
+	int ret = knot_pkt_init_response(req->answer, req->query);
+	if (ret != KNOT_EOK)
+		return ret;
+	/* Tern recurses only through forward; RA is set by that plugin. */
+	knot_wire_clear_aa(req->answer->wire);
+	knot_wire_clear_ad(req->answer->wire);
+	if (req->has_edns)
+		ret = knot_pkt_reserve(req->answer, 11);   /* OPT without options */
+	return ret;
+}
+
+/* Append the OPT record (payload size, extended RCODE, DO echoed). */
+static int answer_add_opt(struct tern_req *req, uint16_t rcode)
+{
+	knot_rrset_t opt;
+	int ret = knot_edns_init(&opt, TERN_UDP_MAX_PAYLOAD, (uint8_t)(rcode >> 4), 0, req->mm);
+	if (ret != KNOT_EOK)
+		return ret;
+	if (req->dnssec_ok)
+		knot_edns_set_do(&opt);
+	knot_pkt_reclaim(req->answer, 11);
+	if (req->answer->current < KNOT_ADDITIONAL) {
+		ret = knot_pkt_begin(req->answer, KNOT_ADDITIONAL);
+		if (ret != KNOT_EOK)
+			return ret;
+	}
+	return knot_pkt_put(req->answer, KNOT_COMPR_HINT_NONE, &opt, KNOT_PF_NOTRUNC);
+}
+
+/*
+ * An answer with only header (and the question when it parsed) for errors found
+ * before the chain. Never bigger than the query: no amplification.
+ */
+static size_t answer_bare(const uint8_t *in, size_t in_len, uint8_t *out, size_t out_cap,
+                          uint16_t rcode, size_t qsection_len)
+{
+	size_t len = KNOT_WIRE_HEADER_SIZE + qsection_len;
+	if (len > out_cap || len > in_len)
+		return 0;
+	memcpy(out, in, len);
+	knot_wire_set_qr(out);
+	knot_wire_clear_aa(out);
+	knot_wire_clear_tc(out);
+	knot_wire_clear_ra(out);
+	knot_wire_clear_ad(out);
+	knot_wire_set_rcode(out, (uint8_t)(rcode & 0xf));
+	knot_wire_set_qdcount(out, qsection_len ? 1 : 0);
+	knot_wire_set_ancount(out, 0);
+	knot_wire_set_nscount(out, 0);
+	knot_wire_set_arcount(out, 0);
+	return len;
+}
+
+static uint16_t answer_rcode(const struct tern_req *req)
+{
+	return knot_wire_get_rcode(req->answer->wire);
+}
+
+/* Replace whatever was built by a bare answer with @p rcode (question kept). */
+static int answer_reset(struct tern_req *req, uint8_t *out, uint16_t cap, uint8_t rcode)
+{
+	int ret = answer_begin(req, out, cap);
+	if (ret == KNOT_EOK)
+		knot_wire_set_rcode(req->answer->wire, rcode);
+	return ret;
+}
+
+static enum tern_verdict run_chain(struct tern_req *req, size_t *ran)
+{
+	const struct tern_server *srv = req->server;
+	for (size_t i = 0; i < srv->chain_len; i++) {
+		const struct tern_plugin_inst *pi = &srv->chain[i];
+		*ran = i + 1;
+		if (!pi->plugin->query)
+			continue;
+		enum tern_verdict v = pi->plugin->query(req, pi);
+		if (v != TERN_NEXT)
+			return v;
+	}
+	return TERN_NEXT;
+}
+
+static void run_answer_hooks(struct tern_req *req, size_t ran)
+{
+	const struct tern_server *srv = req->server;
+	for (size_t i = ran; i-- > 0;) {
+		const struct tern_plugin_inst *pi = &srv->chain[i];
+		if (pi->plugin->answer)
+			pi->plugin->answer(req, pi);
+	}
+}
+
+/* Everything after routing: chain, truncation, OPT, answer hooks. 0 = drop. */
+static size_t answer_query(struct tern_req *req, uint8_t *out, uint16_t cap)
+{
+	size_t ran = 0;
+	enum tern_verdict v = run_chain(req, &ran);
+	if (v == TERN_DROP)
+		return 0;
+	if (v != TERN_DONE) {
+		/* TERN_FAIL, or no plugin took the query: SERVFAIL, as CoreDNS. */
+		if (answer_reset(req, out, cap, KNOT_RCODE_SERVFAIL) != KNOT_EOK)
+			return 0;
+	} else if (req->truncated) {
+		/* Did not fit: question only with TC; the client retries over TCP. */
+		uint8_t rcode = (uint8_t)answer_rcode(req);
+		bool aa = knot_wire_get_aa(req->answer->wire);
+		if (answer_reset(req, out, cap, rcode) != KNOT_EOK)
+			return 0;
+		knot_wire_set_tc(req->answer->wire);
+		if (aa)
+			knot_wire_set_aa(req->answer->wire);
+	}
+	if (req->has_edns && answer_add_opt(req, answer_rcode(req)) != KNOT_EOK)
+		return 0;
+	run_answer_hooks(req, ran);
+	return req->answer->size;
+}
+
+/* Pre-chain refusal or error with the parsed question (and OPT when EDNS). */
+static size_t answer_early(struct tern_req *req, uint8_t *out, uint16_t cap, uint16_t rcode)
+{
+	if (answer_reset(req, out, cap, (uint8_t)(rcode & 0xf)) != KNOT_EOK)
+		return 0;
+	if (req->has_edns && answer_add_opt(req, rcode) != KNOT_EOK)
+		return 0;
+	return req->answer->size;
+}
+
+static uint16_t udp_limit(const struct tern_req *req)
+{
+	if (!req->has_edns)
+		return TERN_UDP_MIN_PAYLOAD;
+	uint16_t want = knot_edns_get_payload(req->query->opt_rr);
+	if (want < TERN_UDP_MIN_PAYLOAD)
+		return TERN_UDP_MIN_PAYLOAD;
+	return want > TERN_UDP_MAX_PAYLOAD ? TERN_UDP_MAX_PAYLOAD : want;
+}
+
+static bool is_supported_qtype(uint16_t qtype, uint16_t *rcode)
+{
+	switch (qtype) {
+	case KNOT_RRTYPE_AXFR:
+	case KNOT_RRTYPE_IXFR:
+		*rcode = KNOT_RCODE_REFUSED;   /* no zone transfer (yet) */
+		return false;
+	case KNOT_RRTYPE_OPT:
+	case KNOT_RRTYPE_TSIG:
+	case KNOT_RRTYPE_TKEY:
+		*rcode = KNOT_RCODE_FORMERR;   /* meta types are not questions */
+		return false;
+	default:
+		return true;
+	}
+}
+
+size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len,
+                    uint8_t *out, size_t out_cap)
+{
+	uint64_t t0 = ctx->stats ? mono_ns() : 0;
+	tern_arena_reset(ctx->arena);
+	if (in_len < KNOT_WIRE_HEADER_SIZE || knot_wire_get_qr(in) || in_len > UINT16_MAX) {
+		/* Too short to answer, or a response: never reply (loops, reflection). */
+		if (ctx->stats)
+			tern_stats_event(ctx->stats, TERN_STATS_DROPPED);
+		return 0;
+	}
+	if (out_cap > UINT16_MAX)
+		out_cap = UINT16_MAX;
+
+	struct tern_req req = {
+		.proto = ctx->proto,
+		.src = ctx->src,
+		.qsize = (uint16_t)in_len,
+		.view = ctx->view,
+		.now_ms = ctx->now_ms,
+		.worker_id = ctx->worker_id,
+		.mm = ctx->mm,
+		.plugin_id = TERN_STATS_NO_PLUGIN,
+	};
+	int slot = -1;
+	size_t len = 0;
+	bool badvers = false;
+
+	if (knot_wire_get_opcode(in) != KNOT_OPCODE_QUERY) {
+		len = answer_bare(in, in_len, out, out_cap, KNOT_RCODE_NOTIMPL, 0);
+		goto count;
+	}
+	req.query = knot_pkt_new(in, (uint16_t)in_len, ctx->mm);
+	if (!req.query)
+		goto count;
+	if (knot_wire_get_qdcount(in) != 1 || knot_pkt_parse_question(req.query) != KNOT_EOK) {
+		len = answer_bare(in, in_len, out, out_cap, KNOT_RCODE_FORMERR, 0);
+		if (ctx->stats)
+			tern_stats_event(ctx->stats, TERN_STATS_FORMERR);
+		goto count;
+	}
+	size_t qsection = knot_pkt_question_size(req.query) - KNOT_WIRE_HEADER_SIZE;
+	if (knot_pkt_parse(req.query, 0) != KNOT_EOK) {
+		/* Malformed records, several OPTs, trailing garbage. */
+		len = answer_bare(in, in_len, out, out_cap, KNOT_RCODE_FORMERR, qsection);
+		if (ctx->stats)
+			tern_stats_event(ctx->stats, TERN_STATS_FORMERR);
+		goto count;
+	}
+	req.qtype = knot_pkt_qtype(req.query);
+	req.qclass = knot_pkt_qclass(req.query);
+	req.has_edns = knot_pkt_has_edns(req.query);
+	req.dnssec_ok = req.has_edns && knot_edns_do(req.query->opt_rr);
+	req.max_size = ctx->proto == TERN_PROTO_UDP ? udp_limit(&req) : UINT16_MAX;
+	uint16_t cap = (uint16_t)(req.max_size < out_cap ? req.max_size : out_cap);
+
+	knot_dname_t *qname = knot_dname_copy(knot_pkt_qname(req.query), ctx->mm);
+	if (!qname)
+		goto count;
+	knot_dname_to_lower(qname);
+	req.qname = qname;
+
+	uint16_t rcode = 0;
+	if (req.has_edns && knot_edns_get_version(req.query->opt_rr) != 0) {
+		len = answer_early(&req, out, cap, RCODE_BADVERS);
+		badvers = true;
+		goto count;
+	}
+	if (!is_supported_qtype(req.qtype, &rcode) ||
+	    (req.qclass != KNOT_CLASS_IN && (rcode = KNOT_RCODE_REFUSED))) {
+		len = answer_early(&req, out, cap, rcode);
+		goto count;
+	}
+	const struct tern_route *route = ctx->view ?
+		tern_view_route(ctx->view, ctx->listen_index, qname) : NULL;
+	if (!route) {
+		len = answer_early(&req, out, cap, KNOT_RCODE_REFUSED);
+		goto count;
+	}
+	slot = route->stats_slot;
+	req.server = route->server;
+	req.zone = route->zone;
+	if (ctx->stats)
+		tern_stats_request(ctx->stats, slot, ctx->proto, family_of(ctx->src), req.qtype,
+		                   req.dnssec_ok, in_len);
+	if (answer_begin(&req, out, cap) != KNOT_EOK) {
+		len = 0;
+		goto count;
+	}
+	len = answer_query(&req, out, cap);
+	if (len && req.truncated && ctx->stats)
+		tern_stats_event(ctx->stats, TERN_STATS_TRUNCATED);
+
+count:
+	if (ctx->stats && len) {
+		uint16_t rc = badvers ? RCODE_BADVERS : knot_wire_get_rcode(out);
+		if (slot < 0)
+			tern_stats_request(ctx->stats, slot, ctx->proto, family_of(ctx->src),
+			                   req.qtype, req.dnssec_ok, in_len);
+		tern_stats_response(ctx->stats, slot, ctx->proto, rc,
+		                    req.answered ? req.plugin_id : TERN_STATS_NO_PLUGIN,
+		                    len, mono_ns() - t0);
+	} else if (ctx->stats && !len) {
+		tern_stats_event(ctx->stats, TERN_STATS_DROPPED);
+	}
+	return len;
+}
+
+const char *tern_req_qname_str(const struct tern_req *req, char *buf, size_t len)
+{
+	if (!req->qname || !knot_dname_to_str(buf, req->qname, len))
+		snprintf(buf, len, ".");
+	return buf;
+}

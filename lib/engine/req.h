@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One query in flight. The engine (process.c) fills it from the wire, runs the chain
+ * of the server block the query was routed to, and finalises the answer. Plugins read
+ * the query fields and build the answer through lib/dns/answer.h.
+ * Thread: one worker; everything referenced lives for the current packet only.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <libknot/libknot.h>
+
+struct tern_server;
+struct tern_view;
+
+enum tern_proto {
+	TERN_PROTO_UDP = 0,
+	TERN_PROTO_TCP = 1,
+};
+
+struct tern_req {
+	/* The query (read-only for plugins). */
+	knot_pkt_t *query;                 /**< parsed query, in the arena */
+	const knot_dname_t *qname;         /**< lowercased question name (use for lookups) */
+	uint16_t qtype;
+	uint16_t qclass;
+	enum tern_proto proto;
+	const struct sockaddr_storage *src; /**< client address */
+	bool has_edns;                     /**< the query carried an OPT record */
+	bool dnssec_ok;                    /**< EDNS DO bit */
+	uint16_t qsize;                    /**< query size in bytes */
+
+	/* Context. */
+	const struct tern_view *view;      /**< the runtime view for this turn */
+	const struct tern_server *server;  /**< the server block the query was routed to */
+	const knot_dname_t *zone;          /**< the block zone that matched (lowercase) */
+	uint64_t now_ms;                   /**< CLOCK_MONOTONIC ms, taken once per turn */
+	unsigned worker_id;
+	knot_mm_t *mm;                     /**< per-packet arena: allocations die with the packet */
+
+	/* The answer (built by plugins). */
+	knot_pkt_t *answer;                /**< over the TX buffer; question already copied */
+	uint16_t max_size;                 /**< what the client can take (UDP: EDNS size or 512) */
+	bool truncated;                    /**< an RRset did not fit: the engine sends TC */
+	unsigned plugin_id;                /**< who answered (metrics "plugin" label) */
+	bool answered;                     /**< a plugin set plugin_id */
+};
+
+/** The lowercased question name as a NUL-terminated presentation string, for logs. */
+const char *tern_req_qname_str(const struct tern_req *req, char *buf, size_t len);

@@ -1,0 +1,1022 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared helpers for Tern's integration tests (Python 3 standard library only).
+
+What is here: starting ternd (or knotd, to validate the tests themselves) with a
+generated config on free loopback ports and stopping it by PID; a struct-based DNS
+message builder and a strict parser for exact assertions on flags and sections;
+UDP/TCP exchanges; a kdig wrapper; HTTP and Prometheus-text helpers; and a tiny test
+runner (plain test_* functions, PASS/FAIL per test, "N passed, N failed" at the end,
+non-zero exit on any failure, server logs printed when a test fails).
+
+Environment: TERND (path of the daemon; default <source>/build/daemon/ternd),
+TERN_SOURCE_ROOT (repository root; default two levels above this file),
+TERN_TARGET=knotd (serve the same zones with knotd instead; tests of Tern-only
+behaviour skip themselves), TERN_TEST_VERBOSE=1 (print server logs even on success).
+"""
+
+import http.client
+import ipaddress
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+# ---------------------------------------------------------------------------
+# Paths and environment
+
+SOURCE_ROOT = os.environ.get("TERN_SOURCE_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+DATA_DIR = os.path.join(SOURCE_ROOT, "tests", "data", "integration")
+TERND = os.environ.get("TERND") or os.path.join(SOURCE_ROOT, "build", "daemon", "ternd")
+TARGET = os.environ.get("TERN_TARGET", "ternd")
+VERBOSE = os.environ.get("TERN_TEST_VERBOSE") == "1"
+
+
+def data_path(*parts):
+    return os.path.join(DATA_DIR, *parts)
+
+
+def read_data(*parts):
+    with open(data_path(*parts), encoding="utf-8") as f:
+        return f.read()
+
+
+def is_knotd():
+    return TARGET == "knotd"
+
+
+def have_ipv6():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------
+# The test runner
+
+class Skip(Exception):
+    """Raise in a test to skip it (counted and printed as SKIP)."""
+
+
+def skip_unless_ternd(what):
+    if is_knotd():
+        raise Skip(f"Tern-only behaviour under TERN_TARGET=knotd: {what}")
+
+
+def require_tool(name):
+    path = shutil.which(name)
+    if not path:
+        raise Skip(f"{name} not installed")
+    return path
+
+
+_servers = []   # every server started in this process, for log dumps
+
+
+def run_tests(namespace):
+    """Run setup_module(), every test_* function in definition order, teardown_module().
+
+    Prints PASS/FAIL/SKIP per test and a closing 'N passed, N failed, N skipped'
+    line; exits 1 if any test (or the setup) failed."""
+    tests = [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]
+    only = sys.argv[1:]
+    if only:
+        tests = [(n, f) for n, f in tests if any(o in n for o in only)]
+    passed = failed = skipped = 0
+    setup = namespace.get("setup_module")
+    teardown = namespace.get("teardown_module")
+    try:
+        if setup:
+            setup()
+    except Skip as e:
+        print(f"SKIP all: {e}", flush=True)
+        print(f"0 passed, 0 failed, {len(tests)} skipped", flush=True)
+        _stop_all()
+        sys.exit(0)
+    except Exception:
+        traceback.print_exc()
+        print("FAIL setup_module", flush=True)
+        _dump_logs()
+        _stop_all()
+        print(f"0 passed, {len(tests)} failed", flush=True)
+        sys.exit(1)
+    for name, fn in tests:
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Skip as e:
+            skipped += 1
+            print(f"SKIP {name}: {e}", flush=True)
+            continue
+        except Exception:
+            failed += 1
+            traceback.print_exc()
+            print(f"FAIL {name} ({time.monotonic() - t0:.2f}s)", flush=True)
+            _dump_logs()
+            continue
+        passed += 1
+        print(f"PASS {name} ({time.monotonic() - t0:.2f}s)", flush=True)
+    try:
+        if teardown:
+            teardown()
+    except Exception:
+        traceback.print_exc()
+        print("FAIL teardown_module", flush=True)
+        _dump_logs()
+        failed += 1
+    if VERBOSE:
+        _dump_logs()
+    _stop_all()
+    line = f"{passed} passed, {failed} failed"
+    if skipped:
+        line += f", {skipped} skipped"
+    print(line, flush=True)
+    sys.exit(1 if failed else 0)
+
+
+def _dump_logs():
+    for s in _servers:
+        s.dump_log()
+
+
+def _stop_all():
+    for s in _servers:
+        try:
+            s.stop(timeout=5)
+        except Exception:
+            pass
+
+
+def check(cond, msg="check failed"):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def eq(got, want, what="value"):
+    if got != want:
+        raise AssertionError(f"{what}: got {got!r}, want {want!r}")
+
+
+def wait_for(pred, timeout=5.0, interval=0.05, what="condition"):
+    """Poll pred() until it returns a true value; return it or raise after timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = pred()
+            if last:
+                return last
+        except (OSError, TimeoutError, DNSError) as e:
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------
+# DNS wire format
+
+TYPES = {
+    "A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "HINFO": 13, "MX": 15, "TXT": 16,
+    "AAAA": 28, "SRV": 33, "NAPTR": 35, "DS": 43, "OPT": 41, "RRSIG": 46, "NSEC": 47,
+    "DNSKEY": 48, "SVCB": 64, "HTTPS": 65, "IXFR": 251, "AXFR": 252, "ANY": 255, "CAA": 257,
+}
+TYPE_NAMES = {v: k for k, v in TYPES.items()}
+RCODES = {
+    "NOERROR": 0, "FORMERR": 1, "SERVFAIL": 2, "NXDOMAIN": 3, "NOTIMP": 4, "REFUSED": 5,
+    "YXDOMAIN": 6, "YXRRSET": 7, "NXRRSET": 8, "NOTAUTH": 9, "NOTZONE": 10, "BADVERS": 16,
+}
+RCODE_NAMES = {v: k for k, v in RCODES.items()}
+CLASS_IN = 1
+
+
+def qtype_num(t):
+    if isinstance(t, int):
+        return t
+    t = t.upper()
+    if t in TYPES:
+        return TYPES[t]
+    if t.startswith("TYPE"):
+        return int(t[4:])
+    raise ValueError(f"unknown type {t}")
+
+
+def type_name(n):
+    return TYPE_NAMES.get(n, f"TYPE{n}")
+
+
+def rcode_name(n):
+    return RCODE_NAMES.get(n, f"RCODE{n}")
+
+
+class DNSError(Exception):
+    """A message that does not parse (the parser is strict: it is the oracle)."""
+
+
+def encode_name(name):
+    """Presentation name ("www.Example.org" or with a final dot) to wire labels.
+
+    Case is kept; '\\DDD' and '\\X' escapes are understood."""
+    if name in (".", ""):
+        return b"\x00"
+    if name.endswith(".") and not name.endswith("\\."):
+        name = name[:-1]
+    out = bytearray()
+    label = bytearray()
+    i = 0
+    while i < len(name):
+        c = name[i]
+        if c == "\\":
+            if name[i + 1:i + 4].isdigit() and len(name[i + 1:i + 4]) == 3:
+                label.append(int(name[i + 1:i + 4]))
+                i += 4
+            else:
+                label += name[i + 1].encode()
+                i += 2
+            continue
+        if c == ".":
+            out.append(len(label))
+            out += label
+            label = bytearray()
+        else:
+            label += c.encode()
+        i += 1
+    out.append(len(label))
+    out += label
+    out.append(0)
+    for_len = len(out)
+    if for_len > 255:
+        raise ValueError("name too long")
+    return bytes(out)
+
+
+def _label_text(raw):
+    s = []
+    for b in raw:
+        ch = chr(b)
+        if ch in ".\\\"();@$":
+            s.append("\\" + ch)
+        elif 0x21 <= b <= 0x7e:
+            s.append(ch)
+        else:
+            s.append("\\%03d" % b)
+    return "".join(s)
+
+
+def decode_name(msg, off):
+    """Decode a possibly compressed name at @off; return (text with final dot, next offset).
+
+    Strict: pointers must point strictly backwards (which also forbids loops), label
+    types 01/10 are rejected, the name must fit 255 octets and the message."""
+    labels = []
+    wire_len = 1
+    end = None
+    pos = off
+    lowest = off
+    while True:
+        if pos >= len(msg):
+            raise DNSError("name runs past the end")
+        ln = msg[pos]
+        kind = ln & 0xC0
+        if kind == 0xC0:
+            if pos + 1 >= len(msg):
+                raise DNSError("truncated compression pointer")
+            ptr = ((ln & 0x3F) << 8) | msg[pos + 1]
+            if end is None:
+                end = pos + 2
+            if ptr >= lowest:
+                raise DNSError("compression pointer not backwards (loop or forward)")
+            lowest = ptr
+            pos = ptr
+            continue
+        if kind != 0:
+            raise DNSError(f"bad label type {ln:#x}")
+        if ln == 0:
+            pos += 1
+            break
+        if pos + 1 + ln > len(msg):
+            raise DNSError("label runs past the end")
+        labels.append(msg[pos + 1:pos + 1 + ln])
+        wire_len += ln + 1
+        if wire_len > 255:
+            raise DNSError("name longer than 255 octets")
+        pos += 1 + ln
+    if end is None:
+        end = pos
+    text = ".".join(_label_text(lab) for lab in labels) + "."
+    return text, end
+
+
+def name_eq(a, b):
+    def norm(n):
+        n = n.lower()
+        return n if n.endswith(".") else n + "."
+    return norm(a) == norm(b)
+
+
+class RR:
+    __slots__ = ("name", "type", "cls", "ttl", "rdata", "data")
+
+    def __init__(self, name, rtype, cls, ttl, rdata, data):
+        self.name, self.type, self.cls, self.ttl, self.rdata, self.data = \
+            name, rtype, cls, ttl, rdata, data
+
+    @property
+    def type_name(self):
+        return type_name(self.type)
+
+    def __repr__(self):
+        return f"<RR {self.name} {self.ttl} {type_name(self.type)} {self.data!r}>"
+
+
+class Opt:
+    __slots__ = ("udp_size", "ext_rcode", "version", "do", "z", "options")
+
+    def __init__(self, udp_size=1232, ext_rcode=0, version=0, do=False, z=0, options=()):
+        self.udp_size, self.ext_rcode, self.version, self.do, self.z = \
+            udp_size, ext_rcode, version, do, z
+        self.options = list(options)
+
+    def __repr__(self):
+        return (f"<OPT udp={self.udp_size} ext_rcode={self.ext_rcode} "
+                f"version={self.version} do={self.do} options={self.options}>")
+
+
+def _decode_rdata(msg, rtype, off, rdlen):
+    end = off + rdlen
+    rd = msg[off:end]
+    try:
+        if rtype == 1:
+            if rdlen != 4:
+                raise DNSError("A rdata length")
+            return socket.inet_ntop(socket.AF_INET, rd)
+        if rtype == 28:
+            if rdlen != 16:
+                raise DNSError("AAAA rdata length")
+            return str(ipaddress.IPv6Address(rd))
+        if rtype in (2, 5, 12):
+            name, nxt = decode_name(msg, off)
+            if nxt != end:
+                raise DNSError("name rdata length")
+            return name
+        if rtype == 15:
+            pref = struct.unpack_from("!H", msg, off)[0]
+            name, nxt = decode_name(msg, off + 2)
+            if nxt != end:
+                raise DNSError("MX rdata length")
+            return (pref, name)
+        if rtype == 33:
+            prio, weight, port = struct.unpack_from("!HHH", msg, off)
+            name, nxt = decode_name(msg, off + 6)
+            if nxt != end:
+                raise DNSError("SRV rdata length")
+            return (prio, weight, port, name)
+        if rtype == 6:
+            mname, p = decode_name(msg, off)
+            rname, p = decode_name(msg, p)
+            if p + 20 != end:
+                raise DNSError("SOA rdata length")
+            return (mname, rname) + struct.unpack_from("!IIIII", msg, p)
+        if rtype in (16, 13):
+            strings = []
+            p = off
+            while p < end:
+                ln = msg[p]
+                if p + 1 + ln > end:
+                    raise DNSError("character-string past rdata")
+                strings.append(bytes(msg[p + 1:p + 1 + ln]))
+                p += 1 + ln
+            return tuple(strings)
+        if rtype == 257:
+            flags, taglen = rd[0], rd[1]
+            return (flags, bytes(rd[2:2 + taglen]), bytes(rd[2 + taglen:]))
+    except (struct.error, IndexError) as e:
+        raise DNSError(f"bad rdata for type {rtype}: {e}") from None
+    return bytes(rd)
+
+
+class Message:
+    """A parsed DNS message. rcode includes the EDNS extended bits."""
+
+    def __init__(self):
+        self.id = 0
+        self.flags = 0
+        self.qr = self.aa = self.tc = self.rd = self.ra = self.ad = self.cd = False
+        self.opcode = 0
+        self.rcode = 0
+        self.counts = (0, 0, 0, 0)
+        self.question = []
+        self.answer = []
+        self.authority = []
+        self.additional = []
+        self.opt = None
+        self.size = 0
+        self.raw = b""
+
+    @property
+    def rcode_name(self):
+        return rcode_name(self.rcode)
+
+    def rrs(self, section, rtype=None, name=None):
+        out = getattr(self, section)
+        if rtype is not None:
+            out = [r for r in out if r.type == qtype_num(rtype)]
+        if name is not None:
+            out = [r for r in out if name_eq(r.name, name)]
+        return out
+
+    def __repr__(self):
+        fl = " ".join(f for f in ("qr", "aa", "tc", "rd", "ra", "ad", "cd") if getattr(self, f))
+        return (f"<Message id={self.id} opcode={self.opcode} rcode={self.rcode_name} flags=[{fl}] "
+                f"q={self.question} an={self.answer} ns={self.authority} "
+                f"ar={self.additional} opt={self.opt} size={self.size}>")
+
+
+def parse_message(msg, strict=True):
+    """Parse wire bytes. strict: trailing bytes and more than one OPT are errors."""
+    if len(msg) < 12:
+        raise DNSError("shorter than a header")
+    m = Message()
+    m.raw = bytes(msg)
+    m.size = len(msg)
+    m.id, m.flags, qd, an, ns, ar = struct.unpack_from("!HHHHHH", msg, 0)
+    f = m.flags
+    m.qr = bool(f & 0x8000)
+    m.opcode = (f >> 11) & 0xF
+    m.aa = bool(f & 0x0400)
+    m.tc = bool(f & 0x0200)
+    m.rd = bool(f & 0x0100)
+    m.ra = bool(f & 0x0080)
+    m.ad = bool(f & 0x0020)
+    m.cd = bool(f & 0x0010)
+    m.rcode = f & 0xF
+    m.counts = (qd, an, ns, ar)
+    off = 12
+    for _ in range(qd):
+        name, off = decode_name(msg, off)
+        if off + 4 > len(msg):
+            raise DNSError("question truncated")
+        qt, qc = struct.unpack_from("!HH", msg, off)
+        off += 4
+        m.question.append((name, qt, qc))
+    for section, count in (("answer", an), ("authority", ns), ("additional", ar)):
+        lst = getattr(m, section)
+        for _ in range(count):
+            name, off = decode_name(msg, off)
+            if off + 10 > len(msg):
+                raise DNSError(f"{section} RR header truncated")
+            rtype, cls, ttl, rdlen = struct.unpack_from("!HHIH", msg, off)
+            off += 10
+            if off + rdlen > len(msg):
+                raise DNSError(f"{section} rdata truncated")
+            if rtype == 41:
+                if section != "additional" or name != ".":
+                    raise DNSError("OPT outside additional or not at root")
+                if m.opt is not None:
+                    raise DNSError("more than one OPT")
+                opts = []
+                p = off
+                while p < off + rdlen:
+                    if p + 4 > off + rdlen:
+                        raise DNSError("EDNS option header truncated")
+                    code, olen = struct.unpack_from("!HH", msg, p)
+                    if p + 4 + olen > off + rdlen:
+                        raise DNSError("EDNS option truncated")
+                    opts.append((code, bytes(msg[p + 4:p + 4 + olen])))
+                    p += 4 + olen
+                m.opt = Opt(udp_size=cls, ext_rcode=(ttl >> 24) & 0xFF,
+                            version=(ttl >> 16) & 0xFF, do=bool(ttl & 0x8000),
+                            z=ttl & 0x7FFF, options=opts)
+            else:
+                lst.append(RR(name, rtype, cls, ttl, bytes(msg[off:off + rdlen]),
+                              _decode_rdata(msg, rtype, off, rdlen)))
+            off += rdlen
+    if strict and off != len(msg):
+        raise DNSError(f"{len(msg) - off} trailing bytes")
+    if m.opt is not None:
+        m.rcode |= m.opt.ext_rcode << 4
+    return m
+
+
+_next_id = [int(time.time() * 1000) & 0xFFFF]
+
+
+def new_id():
+    _next_id[0] = (_next_id[0] * 75 + 74) % 65537 & 0xFFFF
+    return _next_id[0]
+
+
+def build_opt(udp_size=1232, version=0, do=False, ext_rcode=0, options=()):
+    rdata = b"".join(struct.pack("!HH", c, len(d)) + d for c, d in options)
+    ttl = (ext_rcode << 24) | (version << 16) | (0x8000 if do else 0)
+    return b"\x00" + struct.pack("!HHIH", 41, udp_size, ttl, len(rdata)) + rdata
+
+
+def make_query(name, qtype="A", qid=None, rd=False, opcode=0, qr=False, cd=False,
+               edns=None, qclass=CLASS_IN, flags=None):
+    """Build a query. edns: None (no OPT), an int (UDP size) or an Opt."""
+    if qid is None:
+        qid = new_id()
+    if flags is None:
+        flags = (0x8000 if qr else 0) | ((opcode & 0xF) << 11) | (0x0100 if rd else 0) \
+            | (0x0010 if cd else 0)
+    arcount = 0
+    tail = b""
+    if edns is not None:
+        if isinstance(edns, int):
+            edns = Opt(udp_size=edns)
+        tail = build_opt(edns.udp_size, edns.version, edns.do, edns.ext_rcode, edns.options)
+        arcount = 1
+    hdr = struct.pack("!HHHHHH", qid, flags, 1, 0, 0, arcount)
+    return hdr + encode_name(name) + struct.pack("!HH", qtype_num(qtype), qclass) + tail
+
+
+# ---------------------------------------------------------------------------
+# Transports
+
+def _family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def udp_exchange(port, data, host="127.0.0.1", timeout=2.0):
+    """Send one datagram, return the first reply (bytes) or None after timeout."""
+    with socket.socket(_family(host), socket.SOCK_DGRAM) as s:
+        s.connect((host, port))
+        s.send(data)
+        r, _, _ = select.select([s], [], [], timeout)
+        if not r:
+            return None
+        try:
+            return s.recv(65535)
+        except ConnectionRefusedError:
+            return None
+
+
+def tcp_connect(port, host="127.0.0.1", timeout=3.0):
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def frame(data):
+    return struct.pack("!H", len(data)) + data
+
+
+def _recv_exact(s, n, deadline):
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("TCP read timed out")
+        s.settimeout(left)
+        try:
+            chunk = s.recv(n - len(buf))
+        except socket.timeout:
+            raise TimeoutError("TCP read timed out") from None
+        if not chunk:
+            return None if not buf else bytes(buf)
+        buf += chunk
+    return bytes(buf)
+
+
+def tcp_read_frame(s, timeout=3.0):
+    """Read one length-prefixed message; None if the peer closed cleanly first."""
+    deadline = time.monotonic() + timeout
+    hdr = _recv_exact(s, 2, deadline)
+    if hdr is None or len(hdr) < 2:
+        return None
+    (ln,) = struct.unpack("!H", hdr)
+    body = _recv_exact(s, ln, deadline)
+    if body is None or len(body) < ln:
+        raise DNSError("TCP frame cut short by the peer")
+    return body
+
+
+def tcp_exchange(port, data, host="127.0.0.1", timeout=3.0):
+    with tcp_connect(port, host, timeout) as s:
+        s.sendall(frame(data))
+        return tcp_read_frame(s, timeout)
+
+
+def query(port, name, qtype="A", tcp=False, host="127.0.0.1", timeout=2.0, retries=2,
+          **kw):
+    """Send a query (make_query kwargs) and return the parsed reply; raise on silence or
+    an ID/question mismatch."""
+    wire = make_query(name, qtype, **kw)
+    qid = struct.unpack_from("!H", wire)[0]
+    for attempt in range(retries + 1):
+        if tcp:
+            raw = tcp_exchange(port, wire, host, timeout)
+        else:
+            raw = udp_exchange(port, wire, host, timeout)
+        if raw is not None:
+            break
+    else:
+        raise TimeoutError(f"no reply to {name} {qtype} on {host}:{port} ({'tcp' if tcp else 'udp'})")
+    if raw is None:
+        raise TimeoutError(f"TCP connection closed without a reply to {name} {qtype}")
+    m = parse_message(raw)
+    eq(m.id, qid, "reply ID")
+    check(m.qr, f"reply without QR: {m}")
+    return m
+
+
+def alive(port, host="127.0.0.1", name="example.org", qtype="SOA", timeout=1.0):
+    """True if the server sends any well-formed reply with our ID."""
+    wire = make_query(name, qtype)
+    raw = udp_exchange(port, wire, host, timeout)
+    if raw is None or len(raw) < 12:
+        return False
+    return raw[:2] == wire[:2]
+
+
+# ---------------------------------------------------------------------------
+# kdig
+
+def kdig(port, name, qtype="A", *opts, host="127.0.0.1", timeout=10):
+    """Run kdig against the server; return (status, flags set, answer lines, full text)."""
+    cmd = ["kdig", f"@{host}", "-p", str(port), "+norec", "+time=2", "+retry=1"] + \
+        list(opts) + [name, qtype]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    text = p.stdout
+    m = re.search(r"->>HEADER<<- opcode: (\S+); status: (\S+); id: (\d+)", text)
+    if not m:
+        raise AssertionError(f"kdig gave no header (rc {p.returncode}): {text}{p.stderr}")
+    status = m.group(2)
+    fm = re.search(r";; Flags: ([^;]*);", text)
+    flags = set(fm.group(1).split()) if fm else set()
+    answers = []
+    in_answer = False
+    for line in text.splitlines():
+        if line.startswith(";; ANSWER SECTION"):
+            in_answer = True
+            continue
+        if in_answer:
+            if not line.strip() or line.startswith(";;"):
+                in_answer = False
+                continue
+            answers.append(line.split())
+    return status, flags, answers, text
+
+
+# ---------------------------------------------------------------------------
+# HTTP and Prometheus text
+
+def http_get(addr, path, timeout=3.0):
+    """GET http://addr/path; return (status, body text). addr is 'host:port'."""
+    host, port = addr.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text exposition to a list of (name, {labels}, float value)."""
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line.strip())
+        if not m:
+            raise AssertionError(f"unparsable metrics line: {line!r}")
+        labels = dict(_LABEL.findall(m.group(3) or ""))
+        out.append((m.group(1), labels, float(m.group(4))))
+    return out
+
+
+def metric_sum(text, name, **labels):
+    """Sum of all samples of @name whose labels include @labels (0.0 if none)."""
+    total = 0.0
+    for n, lab, v in parse_metrics(text):
+        if n == name and all(lab.get(k) == str(val) for k, val in labels.items()):
+            total += v
+    return total
+
+
+def metric_present(text, name):
+    return any(n == name for n, _, _ in parse_metrics(text))
+
+
+# ---------------------------------------------------------------------------
+# Ports
+
+_used_ports = set()
+
+
+def free_port(ipv6=None):
+    """A port that is free for both UDP and TCP on 127.0.0.1 (and ::1 if available)."""
+    if ipv6 is None:
+        ipv6 = have_ipv6()
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+            if port in _used_ports:
+                continue
+            try:
+                socks = []
+                for fam, host in ([(socket.AF_INET, "127.0.0.1")] +
+                                  ([(socket.AF_INET6, "::1")] if ipv6 else [])):
+                    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                        if fam == socket.AF_INET and kind == socket.SOCK_STREAM:
+                            continue
+                        s = socket.socket(fam, kind)
+                        socks.append(s)
+                        s.bind((host, port))
+            except OSError:
+                continue
+            finally:
+                for s in socks:
+                    s.close()
+            _used_ports.add(port)
+            return port
+    raise RuntimeError("no free port found")
+
+
+# ---------------------------------------------------------------------------
+# Config generation (a small YAML emitter: block maps, flow lists of scalars)
+
+def _scalar(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    return json.dumps(str(v))
+
+
+def to_yaml(obj, indent=0):
+    pad = "  " * indent
+    lines = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, dict):
+                if not v:
+                    lines.append(f"{pad}{k}: {{}}")
+                else:
+                    lines.append(f"{pad}{k}:")
+                    lines.append(to_yaml(v, indent + 1))
+            elif isinstance(v, list) and v and any(isinstance(x, dict) for x in v):
+                lines.append(f"{pad}{k}:")
+                lines.append(to_yaml(v, indent + 1))
+            elif isinstance(v, list):
+                lines.append(f"{pad}{k}: [" + ", ".join(_scalar(x) for x in v) + "]")
+            else:
+                lines.append(f"{pad}{k}: {_scalar(v)}")
+    elif isinstance(obj, list):
+        for item in obj:
+            sub = to_yaml(item, indent + 1).lstrip()
+            lines.append(f"{pad}- {sub}")
+    else:
+        lines.append(pad + _scalar(obj))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Servers
+
+class Server:
+    """Base: a process we started, with a temp dir, a log file and a DNS port."""
+
+    name = "server"
+
+    def __init__(self, port=None, keep_dir=False):
+        self.dir = tempfile.mkdtemp(prefix=f"tern-it-{self.name}-")
+        self.port = port or free_port()
+        self.proc = None
+        self.log_path = os.path.join(self.dir, "stderr.log")
+        self.keep_dir = keep_dir
+        self.returncode = None
+        _servers.append(self)
+
+    def write(self, rel, text):
+        path = os.path.join(self.dir, rel)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)   # atomic: a reloading server never sees half a file
+        return path
+
+    def _spawn(self, argv):
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.dir)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout=15.0, zone="example.org"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise AssertionError(f"{self.name} exited early with {self.proc.returncode}:\n"
+                                     + self.log_text())
+            if alive(self.port, name=zone, timeout=0.2):
+                return self
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} did not answer on port {self.port} in {timeout}s")
+
+    def send_signal(self, sig):
+        if self.running():
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, timeout=10.0, sig=signal.SIGTERM):
+        """SIGTERM, then SIGKILL after @timeout; return the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, sig)
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.returncode = self.proc.returncode
+        if not self._log.closed:
+            self._log.close()
+        return self.returncode
+
+    def log_text(self):
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def dump_log(self, lines=80):
+        text = self.log_text().splitlines()
+        print(f"----- {self.name} log ({self.log_path}), last {lines} lines -----")
+        for ln in text[-lines:]:
+            print("  " + ln)
+        print(f"----- end of {self.name} log -----", flush=True)
+
+    def cleanup(self):
+        self.stop()
+        if not self.keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Ternd(Server):
+    """ternd with a config dict (written as YAML) and extra files in its directory.
+
+    Endpoint addresses (metrics/health/ready) get free ports unless given."""
+
+    name = "ternd"
+
+    def __init__(self, config=None, files=None, port=None, http=True):
+        super().__init__(port)
+        self.files = dict(files or {})
+        self.metrics_addr = f"127.0.0.1:{free_port(False)}" if http else None
+        self.health_addr = f"127.0.0.1:{free_port(False)}" if http else None
+        self.ready_addr = f"127.0.0.1:{free_port(False)}" if http else None
+        self.config = config
+        self.config_path = os.path.join(self.dir, "ternd.yaml")
+
+    def listen(self, ipv6=None):
+        if ipv6 is None:
+            ipv6 = have_ipv6()
+        out = [f"127.0.0.1:{self.port}"]
+        if ipv6:
+            out.append(f"[::1]:{self.port}")
+        return out
+
+    def render(self, config):
+        """Fill in defaults: workers 2, HTTP endpoints, and listen on our port."""
+        cfg = {"workers": 2}
+        if self.metrics_addr:
+            cfg["metrics"] = {"listen": self.metrics_addr}
+            cfg["health"] = {"listen": self.health_addr, "lameduck": "1s"}
+            cfg["ready"] = {"listen": self.ready_addr}
+        for k, v in config.items():
+            if k in ("health", "metrics", "ready") and isinstance(v, dict) and k in cfg:
+                merged = dict(cfg[k])
+                merged.update(v)
+                cfg[k] = merged
+            else:
+                cfg[k] = v
+        servers = []
+        for blk in cfg.get("servers", []):
+            blk = dict(blk)
+            blk.setdefault("listen", self.listen())
+            servers.append(blk)
+        cfg["servers"] = servers
+        return to_yaml(cfg) + "\n"
+
+    def write_config(self, config=None, raw=None):
+        if config is not None:
+            self.config = config
+        text = raw if raw is not None else self.render(self.config)
+        self.write("ternd.yaml", text)
+        return text
+
+    def start(self, wait=True, zone="example.org"):
+        for rel, text in self.files.items():
+            self.write(rel, text)
+        self.write_config()
+        if not os.path.exists(TERND):
+            raise AssertionError(f"ternd not found at {TERND} (set TERND)")
+        self._spawn([TERND, "--config", self.config_path])
+        if wait:
+            self.wait_ready(zone=zone)
+            if self.ready_addr:
+                wait_for(lambda: self.http("ready")[0] == 200, 10, what="/ready 200")
+        return self
+
+    def reload(self):
+        self.send_signal(signal.SIGHUP)
+
+    def http(self, which, path=None):
+        addr = {"metrics": self.metrics_addr, "health": self.health_addr,
+                "ready": self.ready_addr}[which]
+        return http_get(addr, path or f"/{which}")
+
+    def metrics(self):
+        status, body = self.http("metrics")
+        eq(status, 200, "/metrics status")
+        return body
+
+
+class Knotd(Server):
+    """knotd serving zone files (name -> zone text) on our port, 2 UDP workers."""
+
+    name = "knotd"
+
+    def __init__(self, zones, port=None, udp_workers=2):
+        super().__init__(port)
+        self.zones = zones
+        self.udp_workers = udp_workers
+
+    def start(self, wait=True, zone=None):
+        knotd = shutil.which("knotd") or "/usr/sbin/knotd"
+        os.makedirs(os.path.join(self.dir, "storage"), exist_ok=True)
+        listen = [f"127.0.0.1@{self.port}"] + ([f"::1@{self.port}"] if have_ipv6() else [])
+        conf = [
+            "server:",
+            f"    rundir: \"{self.dir}\"",
+            f"    listen: [ {', '.join(listen)} ]",
+            f"    udp-workers: {self.udp_workers}",
+            "    tcp-workers: 1",
+            "    background-workers: 1",
+            "log:",
+            "  - target: stderr",
+            "    any: info",
+            "database:",
+            f"    storage: \"{self.dir}/storage\"",
+            "template:",
+            "  - id: default",
+            f"    storage: \"{self.dir}\"",
+            "    file: \"%s.zone\"",
+            "    zonefile-sync: -1",
+            "    journal-content: none",
+            "zone:",
+        ]
+        for zname, text in self.zones.items():
+            self.write(f"{zname}.zone", text)
+            conf.append(f"  - domain: {zname}")
+        self.write("knot.conf", "\n".join(conf) + "\n")
+        self._spawn([knotd, "-c", os.path.join(self.dir, "knot.conf")])
+        if wait:
+            self.wait_ready(zone=zone or next(iter(self.zones)))
+            # wait until every zone is loaded (SOA answered authoritatively)
+            for zname in self.zones:
+                wait_for(lambda z=zname: query(self.port, z, "SOA").aa, 10,
+                         what=f"knotd to load {zname}")
+        return self
+
+
+def zone_server(extra_blocks=(), file_plugins=None):
+    """The standard test target: example.org + example.net zones from tests/data.
+
+    With TERN_TARGET=knotd, knotd serves the same zone files (no extra blocks)."""
+    org = read_data("example.org.zone")
+    net = read_data("example.net.zone")
+    if is_knotd():
+        return Knotd({"example.org": org, "example.net": net}).start()
+    servers = [
+        {"zones": ["example.org"],
+         "plugins": file_plugins or {"file": {"path": "example.org.zone"}, "errors": {}}},
+        {"zones": ["example.net"], "plugins": {"file": {"path": "example.net.zone"}}},
+    ] + list(extra_blocks)
+    t = Ternd({"servers": servers},
+              files={"example.org.zone": org, "example.net.zone": net})
+    return t.start()

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Install (with apt-get, on Debian 12) every package Tern needs to build, test and
+# benchmark. Idempotent: does nothing when everything is already there.
+set -euo pipefail
+
+BUILD_PKGS=(gcc pkg-config meson ninja-build libknot-dev libzscanner-dev liburcu-dev
+	libcyaml-dev libyaml-dev libjemalloc-dev libmicrohttpd-dev libcriterion-dev
+	libcurl4-openssl-dev libyajl-dev)
+TEST_PKGS=(python3 knot-dnsutils dnsutils dnsperf knot prometheus curl valgrind iproute2)
+
+missing=()
+for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+echo "deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The knot package enables a system knotd; Tern's tests start their own on loopback.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet knot 2>/dev/null; then
+	$SUDO systemctl disable --now knot >/dev/null 2>&1 || true
+fi
