@@ -362,18 +362,19 @@ static void walk_text(const char *text, size_t len, struct tern_diag *diag)
 		return;
 	}
 	yaml_parser_set_input_string(&w.parser, (const unsigned char *)text, len);
-	bool root_seen = false;
+	unsigned docs = 0;
 	yaml_event_t ev;
-	while (!root_seen && walk_next(&w, &ev)) {
+	while (walk_next(&w, &ev)) {
 		yaml_event_type_t type = ev.type;
-		if (type == YAML_SCALAR_EVENT || type == YAML_ALIAS_EVENT ||
-		    type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
-			root_seen = true;
+		if (type == YAML_DOCUMENT_START_EVENT && ++docs == 2)
+			walk_report(&w, &ev.start_mark, "", "only one YAML document is allowed");
+		if (docs == 1 && (type == YAML_SCALAR_EVENT || type == YAML_ALIAS_EVENT ||
+		    type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT)) {
 			walk_node(&w, &ev, "", &top_schema, 0);
 			continue;
 		}
 		yaml_event_delete(&ev);
-		if (type == YAML_STREAM_END_EVENT)
+		if (type == YAML_STREAM_END_EVENT || docs > 1)
 			break;
 	}
 	yaml_parser_delete(&w.parser);
