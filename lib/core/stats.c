@@ -501,24 +501,22 @@ static void render_requests(FILE *out, const struct snapshot *s)
 {
 	bool head = false;
 	for (unsigned si = 0; si <= (unsigned)s->nslots; si++) {
-		for (unsigned p = 0; p < 2; p++) {
-			for (unsigned f = 0; f < 2; f++) {
-				for (unsigned t = 0; t < NTYPES; t++) {
-					uint64_t v = s->slots[si].requests[p][f][t];
-					if (!v)
-						continue;
-					if (!head) {
-						family(out, "coredns_dns_requests_total", "counter",
-						       "Counter of DNS requests made per zone, protocol and family.");
-						head = true;
-					}
-					fputs("coredns_dns_requests_total{", out);
-					put_slot_labels(out, si);
-					fprintf(out, ",proto=\"%s\",family=\"%u\",type=\"%s\"} %" PRIu64 "\n",
-					        proto_names[p], f + 1,
-					        t < NTYPES - 1 ? qtypes[t].name : "other", v);
-				}
+		/* requests[proto][family][type] walked as one flat array. */
+		const uint64_t *ctr = &s->slots[si].requests[0][0][0];
+		for (unsigned i = 0; i < 2 * 2 * NTYPES; i++) {
+			unsigned p = i / (2 * NTYPES), f = i / NTYPES % 2, t = i % NTYPES;
+			if (!ctr[i])
+				continue;
+			if (!head) {
+				family(out, "coredns_dns_requests_total", "counter",
+				       "Counter of DNS requests made per zone, protocol and family.");
+				head = true;
 			}
+			fputs("coredns_dns_requests_total{", out);
+			put_slot_labels(out, si);
+			fprintf(out, ",proto=\"%s\",family=\"%u\",type=\"%s\"} %" PRIu64 "\n",
+			        proto_names[p], f + 1, t < NTYPES - 1 ? qtypes[t].name : "other",
+			        ctr[i]);
 		}
 	}
 }
@@ -686,7 +684,8 @@ static void render_workers(FILE *out, const struct snapshot *s)
 				continue;
 			if (!head) {
 				family(out, "tern_tcp_connections_total", "counter",
-				       "TCP connections accepted, refused over a limit, or closed on timeout.");
+				       "TCP connections accepted, refused over a limit, "
+				       "or closed on timeout.");
 				head = true;
 			}
 			fprintf(out, "tern_tcp_connections_total{worker=\"%u\",result=\"%s\"} %"

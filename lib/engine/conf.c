@@ -384,11 +384,20 @@ static void walk_text(const char *text, size_t len, struct tern_diag *diag)
 
 /*
  * libcyaml 1.3.1 logs a load error as "Load: <what>\n", then "Load: Backtrace:\n"
- * and one "  in ... (line: L, column: C)\n" per level, innermost first; L:C is the
- * (1-based) start of the event it was looking at, which for a bad value is the value.
+ * and one line per level, innermost first:
+ *   "  in mapping field 'listen' (line: 4, column: 13)"
+ *   "  in sequence entry '3' (line: 4, column: 20)"   (3 entries so far: index 2)
+ *   "  in mapping (line: 1, column: 1)"
+ * L:C is the 1-based start of the event it was looking at (for a bad value, the
+ * value; behind an alias, the anchored node). The frames give back the YAML path.
  */
+#define CAPTURE_FRAMES 32
+
 struct cyaml_capture {
 	char what[512];
+	char path[PATH_MAX_LEN];  /* built innermost first, then reversed into order */
+	char frames[CAPTURE_FRAMES][80];
+	unsigned nframes;
 	unsigned line, column;
 	bool in_backtrace, have_pos;
 };
@@ -408,30 +417,43 @@ static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list a
 		cap->in_backtrace = true;
 		return;
 	}
-	if (cap->in_backtrace) {
-		const char *p = strstr(text, "(line: ");
-		unsigned l, c;
-		if (!cap->have_pos && p != NULL && sscanf(p, "(line: %u, column: %u)", &l, &c) == 2) {
-			cap->line = l;
-			cap->column = c;
-			cap->have_pos = true;
-		}
+	if (!cap->in_backtrace) {
+		if (cap->what[0] == '\0')
+			snprintf(cap->what, sizeof(cap->what), "%s", text);
 		return;
 	}
-	if (cap->what[0] == '\0')
-		snprintf(cap->what, sizeof(cap->what), "%s", text);
+	const char *p = strstr(text, "(line: ");
+	unsigned l, c;
+	if (!cap->have_pos && p != NULL && sscanf(p, "(line: %u, column: %u)", &l, &c) == 2) {
+		cap->line = l;
+		cap->column = c;
+		cap->have_pos = true;
+	}
+	/* One path component per frame: ".name" or "[index]" (or nothing). */
+	char name[64];
+	unsigned n;
+	char *frame = cap->nframes < CAPTURE_FRAMES ? cap->frames[cap->nframes++] : NULL;
+	if (frame == NULL)
+		return;
+	frame[0] = '\0';
+	if (sscanf(text, " in mapping field '%63[^']'", name) == 1)
+		snprintf(frame, sizeof(cap->frames[0]), ".%s", name);
+	else if (sscanf(text, " in sequence entry '%u'", &n) == 1 && n > 0)
+		snprintf(frame, sizeof(cap->frames[0]), "[%u]", n - 1);
 }
 
-/* The deepest recorded node that starts at @p line:@p column ("" if none). */
-static const char *path_at(const struct tern_diag *d, unsigned line, unsigned column)
+/* "servers[1].listen[2]" from the frames, outermost first. */
+static const char *capture_path(struct cyaml_capture *cap)
 {
-	const char *best = "";
-	for (size_t i = 0; i < d->npos; i++) {
-		if (d->pos[i].line == line && d->pos[i].column == column &&
-		    strlen(d->pos[i].path) >= strlen(best))
-			best = d->pos[i].path;
+	size_t len = 0;
+	cap->path[0] = '\0';
+	for (unsigned i = cap->nframes; i-- > 0 && len < sizeof(cap->path);) {
+		const char *f = cap->frames[i];
+		if (len == 0 && f[0] == '.')
+			f++;
+		len += (size_t)snprintf(cap->path + len, sizeof(cap->path) - len, "%s", f);
 	}
-	return best;
+	return cap->path;
 }
 
 static const cyaml_config_t cyaml_base = {
@@ -454,12 +476,12 @@ static int cyaml_pass(const char *text, size_t len, struct tern_diag *diag,
 		return TERN_ENOMEM;
 	if (err != CYAML_OK) {
 		const char *what = cap.what[0] ? cap.what : cyaml_strerror(err);
+		const char *path = capture_path(&cap);
 		if (cap.have_pos) {
-			const char *path = path_at(diag, cap.line, cap.column);
 			tern_diag_raw(diag, "%s:%u:%u: %s%s%s", diag->file, cap.line, cap.column,
 			              path, path[0] ? ": " : "", what);
 		} else {
-			tern_diag_raw(diag, "%s: %s", diag->file, what);
+			tern_diag_raw(diag, "%s: %s%s%s", diag->file, path, path[0] ? ": " : "", what);
 		}
 		return TERN_ECONFIG;
 	}

@@ -245,10 +245,8 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 	req.max_size = ctx->proto == TERN_PROTO_UDP ? udp_limit(&req) : UINT16_MAX;
 	uint16_t cap = (uint16_t)(req.max_size < out_cap ? req.max_size : out_cap);
 
-	knot_dname_t *qname = knot_dname_copy(knot_pkt_qname(req.query), ctx->mm);
-	if (!qname)
-		goto count;
-	knot_dname_to_lower(qname);
+	/* libknot keeps a lowercased copy of the question name; the wire keeps the case. */
+	const knot_dname_t *qname = knot_pkt_qname(req.query);
 	req.qname = qname;
 
 	uint16_t rcode = 0;

@@ -235,7 +235,7 @@ static void file_maintain(struct tern_plugin_inst *pi)
 {
 	struct file_inst *fi = pi->data;
 	char err[512];
-	struct file_sig sig, after;
+	struct file_sig sig = { 0 }, after = { 0 };
 
 	if (fi == NULL || fi->reload_ms == 0)
 		return;
