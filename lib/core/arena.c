@@ -4,7 +4,9 @@
 
 void *tern_arena_alloc(struct tern_arena *a, size_t len)
 {
-	size_t start = (a->used + 15) & ~(size_t)15;
+	/* Align the address, not the offset: the buffer itself may start anywhere. */
+	uintptr_t at = ((uintptr_t)(a->base + a->used) + 15) & ~(uintptr_t)15;
+	size_t start = (size_t)(at - (uintptr_t)a->base);
 	if (start > a->size || len > a->size - start)
 		return NULL;
 	a->used = start + len;

@@ -509,7 +509,8 @@ static void render_requests(FILE *out, const struct snapshot *s)
 				continue;
 			if (!head) {
 				family(out, "coredns_dns_requests_total", "counter",
-				       "Counter of DNS requests made per zone, protocol and family.");
+				       "Counter of DNS requests made per zone, protocol "
+				       "and family.");
 				head = true;
 			}
 			fputs("coredns_dns_requests_total{", out);

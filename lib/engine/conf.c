@@ -518,20 +518,34 @@ static void check_workers(struct tern_conf *conf, struct tern_diag *d)
 	conf->nworkers = (unsigned)n;
 }
 
-static void check_http(struct tern_http_conf *h, const char *name, uint16_t port,
-                       const char *def_host, bool lameduck_ok, struct tern_diag *d)
+/*
+ * An HTTP endpoint: listen is parsed into addr and then rewritten in canonical form
+ * ("127.0.0.1:9153", also when it was absent), so comparing two configs' strings
+ * compares addresses. @return 0 or TERN_ENOMEM.
+ */
+static int check_http(struct tern_http_conf *h, const char *name, uint16_t port,
+                      const char *def_host, bool lameduck_ok, struct tern_diag *d)
 {
 	if (h == NULL)
-		return;
+		return 0;
 	tern_diag_set_prefix(d, "%s", name);
 	const char *listen = h->listen ? h->listen : def_host;
 	int ret = tern_parse_addr(listen, port, &h->addr);
-	if (ret != 0)
+	if (ret != 0) {
 		report_addr_error(d, "listen", listen, ret);
+	} else {
+		char buf[TERN_ADDR_STRLEN];
+		tern_addr_str(&h->addr, buf, sizeof(buf));
+		char *canon = strdup(buf);
+		if (canon == NULL)
+			return TERN_ENOMEM;
+		free(h->listen);
+		h->listen = canon;
+	}
 
 	h->lameduck_ms = lameduck_ok ? LAMEDUCK_DEF_MS : 0;
 	if (h->lameduck == NULL)
-		return;
+		return 0;
 	if (!lameduck_ok)
 		tern_diag_error(d, "lameduck", "only health has a lameduck period");
 	else if (tern_parse_duration(h->lameduck, &h->lameduck_ms) != 0)
@@ -539,6 +553,7 @@ static void check_http(struct tern_http_conf *h, const char *name, uint16_t port
 		                h->lameduck);
 	else if (h->lameduck_ms > LAMEDUCK_MAX_MS)
 		tern_diag_error(d, "lameduck", "\"%s\" is too long (at most 1h)", h->lameduck);
+	return 0;
 }
 
 /* Lowercase FQDN of @p s (owned), or NULL if it is not a domain name. */
@@ -672,9 +687,10 @@ static int check_conf(struct tern_conf *conf, struct tern_diag *d)
 	int ret = 0;
 	tern_diag_set_prefix(d, "%s", "");
 	check_workers(conf, d);
-	check_http(conf->metrics, "metrics", 9153, "127.0.0.1", false, d);
-	check_http(conf->health, "health", 8080, ":8080", true, d);
-	check_http(conf->ready, "ready", 8181, ":8181", false, d);
+	if (check_http(conf->metrics, "metrics", 9153, "127.0.0.1", false, d) != 0 ||
+	    check_http(conf->health, "health", 8080, ":8080", true, d) != 0 ||
+	    check_http(conf->ready, "ready", 8181, ":8181", false, d) != 0)
+		return TERN_ENOMEM;
 
 	tern_diag_set_prefix(d, "%s", "");
 	if (conf->servers_count == 0) {

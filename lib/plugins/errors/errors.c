@@ -34,7 +34,7 @@ static void errors_answer(struct tern_req *req, const struct tern_plugin_inst *p
 		return;
 
 	char name[KNOT_DNAME_TXT_MAXLEN + 1], type[32], reason[96];
-	const knot_dname_t *qname = req->query != NULL ? knot_pkt_qname(req->query) : NULL;
+	const knot_dname_t *qname = req->query != NULL ? knot_pkt_wire_qname(req->query) : NULL;
 	if (qname == NULL)
 		qname = req->qname;
 	if (qname == NULL || knot_dname_to_str(name, qname, sizeof(name)) == NULL)

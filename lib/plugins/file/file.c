@@ -166,31 +166,31 @@ static int file_init(struct tern_plugin_inst *pi, const void *conf_,
 	char err[512];
 	uint64_t reload_ms = FILE_DEFAULT_RELOAD_MS;
 	const char *origin = conf->origin;
-	bool bad = false;
+	bool bad_zone = false, bad_reload = false;
 
 	if (conf->path == NULL || conf->path[0] == '\0') {
 		tern_diag_error(diag, "path", "a zone file path is required");
-		bad = true;
+		bad_zone = true;
 	}
 	if (origin == NULL && env != NULL && env->nzones > 0)
 		origin = env->zones[0];
 	if (origin == NULL) {
 		tern_diag_error(diag, "origin", "no origin given and the server block has no zone");
-		bad = true;
+		bad_zone = true;
 	} else {
 		knot_dname_storage_t wire;
 		if (knot_dname_from_str(wire, origin, sizeof(wire)) == NULL) {
 			tern_diag_error(diag, "origin", "\"%s\" is not a valid domain name", origin);
-			bad = true;
+			bad_zone = true;
 		}
 	}
 	if (conf->reload != NULL && parse_duration_ms(conf->reload, &reload_ms) != 0) {
 		tern_diag_error(diag, "reload",
 		                "\"%s\" is not a duration (use e.g. 500ms, 5s, 1m; 0 disables)",
 		                conf->reload);
-		bad = true;
+		bad_reload = true;
 	}
-	if (bad)
+	if (bad_zone)
 		return TERN_ECONFIG;
 
 	struct file_inst *fi = calloc(1, sizeof(*fi));
@@ -208,15 +208,13 @@ static int file_init(struct tern_plugin_inst *pi, const void *conf_,
 	/* Stat first: a file replaced while we parse is noticed by the next check. */
 	if (file_stat(fi->path, &fi->sig) != 0)
 		fi->stat_failed = true;
+	/* Load even after a bad reload value so that one run reports both problems. */
 	int ret = tern_zone_load(fi->path, fi->origin, &fi->zone, err, sizeof(err));
-	if (ret != 0) {
-		if (ret == TERN_ENOMEM) {
-			inst_free(fi);
-			return TERN_ENOMEM;
-		}
+	if (ret != 0 && ret != TERN_ENOMEM)
 		tern_diag_error(diag, "path", "%s", err);
+	if (ret != 0 || bad_reload) {
 		inst_free(fi);
-		return TERN_ECONFIG;
+		return ret == TERN_ENOMEM ? TERN_ENOMEM : TERN_ECONFIG;
 	}
 	fi->next_check_ms = monotonic_ms() + reload_ms;
 	tern_info("file: loaded zone %s from %s (serial %u, %zu records)", fi->origin,

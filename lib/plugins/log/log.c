@@ -239,7 +239,7 @@ static void log_answer(struct tern_req *req, const struct tern_plugin_inst *pi)
 	if (knot_rrclass_to_string(req->qclass, class, sizeof(class)) < 0)
 		snprintf(class, sizeof(class), "CLASS%u", req->qclass);
 	/* The name as the client sent it (CoreDNS logs the original case). */
-	const knot_dname_t *qname = req->query != NULL ? knot_pkt_qname(req->query) : NULL;
+	const knot_dname_t *qname = req->query != NULL ? knot_pkt_wire_qname(req->query) : NULL;
 	if (qname == NULL)
 		qname = req->qname;
 	if (qname == NULL || knot_dname_to_str(name, qname, sizeof(name)) == NULL)

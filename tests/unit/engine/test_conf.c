@@ -110,6 +110,10 @@ Test(conf, http_endpoints_get_default_ports_and_lameduck)
 	cr_assert_eq(conf->health->lameduck_ms, 5000);
 	tern_addr_str(&conf->ready->addr, buf, sizeof(buf));
 	cr_assert_str_eq(buf, "[::1]:8282");
+	/* listen strings are canonical, defaults included, so configs compare as strings */
+	cr_assert_str_eq(conf->metrics->listen, "127.0.0.1:9153");
+	cr_assert_str_eq(conf->health->listen, "0.0.0.0:8080");
+	cr_assert_str_eq(conf->ready->listen, "[::1]:8282");
 }
 
 Test(conf, lameduck_duration_is_parsed)

@@ -652,6 +652,13 @@ Test(file, missing_file_and_bad_options_are_reported_per_key)
 	cr_assert(strstr(t_diag.msgs[0], "file.path") != NULL, "%s", t_diag.msgs[0]);
 	cr_assert(strstr(t_diag.msgs[1], "file.origin") != NULL, "%s", t_diag.msgs[1]);
 	cr_assert(strstr(t_diag.msgs[2], "file.reload") != NULL, "%s", t_diag.msgs[2]);
+	tern_diag_deinit(&t_diag);
+
+	/* a bad reload value does not hide a broken zone file */
+	cr_assert_eq(t_init("/nonexistent", "x.zone", NULL, "soon", false), TERN_ECONFIG);
+	cr_assert_eq(t_diag.nmsgs, 2);
+	cr_assert(strstr(t_diag.msgs[0], "file.reload") != NULL, "%s", t_diag.msgs[0]);
+	cr_assert(strstr(t_diag.msgs[1], "x.zone") != NULL, "%s", t_diag.msgs[1]);
 }
 
 Test(file, zone_lookup_classifies_names)
