@@ -395,7 +395,7 @@ static void walk_text(const char *text, size_t len, struct tern_diag *diag)
 
 struct cyaml_capture {
 	char what[512];
-	char path[PATH_MAX_LEN];  /* built innermost first, then reversed into order */
+	char path[PATH_MAX_LEN];  /* assembled from frames[] by capture_path() */
 	char frames[CAPTURE_FRAMES][80];
 	unsigned nframes;
 	unsigned line, column;

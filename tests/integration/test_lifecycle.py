@@ -27,6 +27,7 @@ from ternlib import (SOURCE_ROOT, TERND, Skip, Ternd, check, eq, is_knotd,  # no
 
 ZONE = read_data("example.org.zone")
 DIAG = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<path>\S*): (?P<msg>.+)$")
+SYNTAX = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$")
 
 
 def setup_module():
@@ -145,8 +146,17 @@ def test_check_config_unknown_key():
 
 
 def test_check_config_yaml_syntax():
-    lines, stderr = _check_bad("servers:\n  - zones: [example.org\n    listen: x\n")
-    check(all(int(m.group("line")) >= 2 for m in lines), f"syntax error position:\n{stderr}")
+    # A syntax error has no node path: FILE:LINE:COL: MESSAGE is accepted as well.
+    t = Ternd({"servers": []})
+    path = t.write("bad.yaml", "servers:\n  - zones: [example.org\n    listen: x\n")
+    p = run_ternd("--check-config", path)
+    t.cleanup()
+    eq(p.returncode, 1, f"exit code for a syntax error (stderr: {p.stderr})")
+    pos = [m for m in (SYNTAX.match(ln.strip()) for ln in p.stderr.splitlines()) if m]
+    check(pos, f"no FILE:LINE:COL: line in {p.stderr!r}")
+    for m in pos:
+        eq(m.group("file"), path, "file named in the syntax error")
+        check(int(m.group("line")) in (2, 3), f"syntax error position:\n{p.stderr}")
 
 
 # ---------------------------------------------------------------- HTTP endpoints

@@ -567,8 +567,10 @@ static void hosts_maintain(struct tern_plugin_inst *pi)
 		return;
 	}
 	if (h->have_stat && st.st_size == h->size && st.st_mtim.tv_sec == h->mtime.tv_sec &&
-	    st.st_mtim.tv_nsec == h->mtime.tv_nsec)
+	    st.st_mtim.tv_nsec == h->mtime.tv_nsec) {
+		h->read_failed = false; /* back as it was: nothing to load */
 		return;
+	}
 
 	struct hosts_table *t = NULL;
 	bool file_read;

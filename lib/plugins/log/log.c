@@ -81,9 +81,10 @@ static int log_init(struct tern_plugin_inst *pi, const void *conf_ptr,
 	bool bad = false;
 	for (unsigned i = 0; i < conf->classes_count; i++) {
 		const char *c = conf->classes[i];
-		bool known = strcmp(c, "all") == 0;
+		bool all = strcmp(c, "all") == 0;
+		bool known = all;
 		for (int k = 0; k < LOG_CLASS_COUNT; k++) {
-			if (known || strcmp(c, names[k]) == 0) {
+			if (all || strcmp(c, names[k]) == 0) {
 				l->want[k] = true;
 				known = true;
 			}

@@ -417,7 +417,8 @@ Test(diag, error_uses_position_of_longest_known_prefix)
 	tern_diag_set_prefix(&diag, "%s", "");
 	tern_diag_error(&diag, "workers", "too many");
 	cr_assert_eq(diag.nmsgs, 4);
-	cr_assert_str_eq(diag.msgs[0], "t.yaml:7:13: servers[0].plugins.file.path: cannot open db.example");
+	cr_assert_str_eq(diag.msgs[0],
+	                 "t.yaml:7:13: servers[0].plugins.file.path: cannot open db.example");
 	cr_assert_str_eq(diag.msgs[1], "t.yaml:7:13: servers[0].plugins.file: bad");
 	cr_assert_str_eq(diag.msgs[2], "t.yaml:3:5: servers[0].listen[2]: bad address");
 	cr_assert_str_eq(diag.msgs[3], "t.yaml:1:1: workers: too many");

@@ -331,8 +331,8 @@ static void check_classes(char **classes, unsigned n, bool success, bool denial,
 		char *line = log_line(&l, q);
 		bool want = (c->success && success) || (c->denial && denial) ||
 		            (c->error && error);
-		cr_assert_eq(line[0] != '\0', want, "%s: logged=%d, want %d (%s)", c->what,
-		             line[0] != '\0', want, line);
+		cr_assert_eq(line[0] != '\0', want, "%s with class[0] %s: logged=%d, want %d (%s)",
+		             c->what, n ? classes[0] : "-", line[0] != '\0', want, line);
 		free(line);
 		free(q);
 	}
