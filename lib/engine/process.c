@@ -230,7 +230,7 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 			tern_stats_event(ctx->stats, TERN_STATS_FORMERR);
 		goto count;
 	}
-	size_t qsection = knot_pkt_question_size(req.query) - KNOT_WIRE_HEADER_SIZE;
+	size_t qsection = knot_pkt_question_size(req.query);   /* qname + type + class */
 	if (knot_pkt_parse(req.query, 0) != KNOT_EOK) {
 		/* Malformed records, several OPTs, trailing garbage. */
 		len = answer_bare(in, in_len, out, out_cap, KNOT_RCODE_FORMERR, qsection);

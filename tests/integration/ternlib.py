@@ -257,8 +257,7 @@ def encode_name(name):
     out.append(len(label))
     out += label
     out.append(0)
-    for_len = len(out)
-    if for_len > 255:
+    if len(out) > 255:
         raise ValueError("name too long")
     return bytes(out)
 
