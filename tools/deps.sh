@@ -4,7 +4,7 @@
 # benchmark. Idempotent: does nothing when everything is already there.
 set -euo pipefail
 
-BUILD_PKGS=(gcc pkg-config meson ninja-build libknot-dev libzscanner-dev liburcu-dev
+BUILD_PKGS=(gcc pkg-config meson ninja-build libknot-dev liburcu-dev
 	libcyaml-dev libyaml-dev libjemalloc-dev libmicrohttpd-dev libcriterion-dev
 	libcurl4-openssl-dev libyajl-dev)
 TEST_PKGS=(python3 knot-dnsutils dnsutils dnsperf knot prometheus curl valgrind iproute2)
