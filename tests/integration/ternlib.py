@@ -140,6 +140,11 @@ def run_tests(namespace):
     if VERBOSE:
         _dump_logs()
     _stop_all()
+    for s in _servers:
+        report = sanitizer_report(s)
+        if report:
+            failed += 1
+            print(f"FAIL sanitizer report in {s.name} log ({s.log_path}):\n{report}", flush=True)
     line = f"{passed} passed, {failed} failed"
     if skipped:
         line += f", {skipped} skipped"
@@ -150,6 +155,23 @@ def run_tests(namespace):
 def _dump_logs():
     for s in _servers:
         s.dump_log()
+
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                     "WARNING: ThreadSanitizer", "runtime error:")
+
+
+def sanitizer_report(server):
+    """The first lines of an ASan/UBSan/TSan report in the server's log, or ''.
+
+    Sanitizer builds run the same tests; a report there is a failure even when every
+    query was answered right."""
+    text = server.log_text()
+    for marker in SANITIZER_MARKERS:
+        at = text.find(marker)
+        if at >= 0:
+            return "\n".join(text[at:].splitlines()[:40])
+    return ""
 
 
 def _stop_all():
@@ -871,8 +893,11 @@ class Server:
 
     def cleanup(self):
         self.stop()
+        report = sanitizer_report(self)
         if not self.keep_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if report:
+            raise AssertionError(f"sanitizer report in {self.name} log:\n{report}")
 
 
 class Ternd(Server):
