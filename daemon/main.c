@@ -19,9 +19,11 @@
 #include <sys/signalfd.h>
 
 #include "daemon/http.h"
+#include "daemon/listener.h"
 #include "daemon/worker.h"
 #include "lib/core/errcode.h"
 #include "lib/core/log.h"
+#include "lib/core/parse.h"
 #include "lib/core/rcu.h"
 #include "lib/core/stats.h"
 #include "lib/engine/conf.h"
@@ -72,17 +74,45 @@ static bool http_conf_equal(const struct tern_http_conf *a, const struct tern_ht
 	return strcmp(a->listen, b->listen) == 0;
 }
 
-/* Boot settings (sockets, threads) cannot change on reload. */
+/*
+ * Check that every address @p new listens on and @p old does not can be bound, so that
+ * workers (which open them when they see the new view) will not fail.
+ */
+static const char *new_listens_unbindable(const struct tern_view *old, const struct tern_view *new)
+{
+	static char why[160];
+	for (size_t li = 0; li < new->nlistens; li++) {
+		if (!new->listens[li].active || (li < old->nlistens && old->listens[li].active))
+			continue;
+		bool pktinfo;
+		int u = listener_udp_open(&new->listens[li].addr, &pktinfo);
+		int t = u >= 0 ? listener_tcp_open(&new->listens[li].addr) : u;
+		if (u >= 0)
+			close(u);
+		if (t >= 0)
+			close(t);
+		if (t < 0) {
+			char addr[80];
+			tern_addr_str(&new->listens[li].addr, addr, sizeof(addr));
+			snprintf(why, sizeof(why), "cannot listen on %s (%s)", addr, strerror(-t));
+			return why;
+		}
+	}
+	return NULL;
+}
+
+/* Boot settings (threads, HTTP endpoints) cannot change on reload. */
 static const char *boot_change(const struct tern_view *old, const struct tern_view *new)
 {
-	if (!tern_view_same_listens(old, new))
-		return "listen addresses changed";
+	const char *why = new_listens_unbindable(old, new);
+	if (why)
+		return why;
 	if (old->conf->nworkers != new->conf->nworkers)
-		return "workers changed";
+		return "workers changed (needs a restart)";
 	if (!http_conf_equal(old->conf->metrics, new->conf->metrics) ||
 	    !http_conf_equal(old->conf->health, new->conf->health) ||
 	    !http_conf_equal(old->conf->ready, new->conf->ready))
-		return "metrics/health/ready listen changed";
+		return "metrics/health/ready listen changed (needs a restart)";
 	return NULL;
 }
 
@@ -97,7 +127,7 @@ static void reload(const char *path)
 	}
 	const char *why = boot_change(tern_view_root, next);
 	if (why) {
-		tern_err("reload, %s (a restart is needed), keeping the running config", why);
+		tern_err("reload, %s, keeping the running config", why);
 		tern_stats_reload_failed();
 		tern_view_free(next);
 		return;

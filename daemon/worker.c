@@ -132,6 +132,8 @@ static void udp_ready(struct worker *w, const struct ep_item *it)
 	}
 }
 
+static int reconcile(struct worker *w, const struct tern_view *view);
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -143,6 +145,8 @@ static void *worker_main(void *arg)
 		tern_rcu_online();
 		w->view = TERN_RCU_DEREF(tern_view_root);
 		w->now_ms = mono_ms();
+		if (w->view && w->view->generation != w->sockets_generation)
+			reconcile(w, w->view);
 		for (int i = 0; i < n && w->view; i++) {
 			struct ep_item *it = events[i].data.ptr;
 			switch (it->kind) {
@@ -173,51 +177,70 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static int open_sockets(struct worker *w, const struct tern_view *view)
+static void close_listen(struct worker *w, unsigned li)
 {
-	if (view->nlistens > WORKER_MAX_LISTENS) {
-		tern_err("worker, too many listen addresses (%zu, at most %d)",
-		         view->nlistens, WORKER_MAX_LISTENS);
-		return -EINVAL;
+	if (w->udp[li].fd >= 0)
+		close(w->udp[li].fd);
+	if (w->tcp[li].fd >= 0)
+		close(w->tcp[li].fd);
+	w->udp[li].fd = w->tcp[li].fd = -1;
+}
+
+static int open_listen(struct worker *w, unsigned li, const struct sockaddr_storage *ss)
+{
+	char addr[80];
+	tern_addr_str(ss, addr, sizeof(addr));
+	bool pktinfo = false;
+	int fd = listener_udp_open(ss, &pktinfo);
+	if (fd < 0) {
+		tern_err("listen %s udp, bind failed (%s)", addr, strerror(-fd));
+		return fd;
 	}
-	for (size_t li = 0; li < view->nlistens; li++) {
-		const struct sockaddr_storage *ss = &view->listens[li].addr;
-		char addr[80];
-		tern_addr_str(ss, addr, sizeof(addr));
-		bool pktinfo = false;
-		int fd = listener_udp_open(ss, &pktinfo);
-		if (fd < 0) {
-			tern_err("listen %s udp, bind failed (%s)", addr, strerror(-fd));
-			return fd;
-		}
-		w->udp[li] = (struct ep_item) { .kind = EP_UDP, .fd = fd, .listen_index = (unsigned)li,
-		                                .pktinfo = pktinfo };
-		w->nlisten = (unsigned)li + 1;
-		fd = listener_tcp_open(ss);
-		if (fd < 0) {
-			tern_err("listen %s tcp, bind failed (%s)", addr, strerror(-fd));
-			w->tcp[li].fd = -1;
-			return fd;
-		}
-		w->tcp[li] = (struct ep_item) { .kind = EP_TCP_LISTEN, .fd = fd,
-		                                .listen_index = (unsigned)li };
-		int ret = ep_add(w, &w->udp[li], EPOLLIN);
-		if (ret == 0)
-			ret = ep_add(w, &w->tcp[li], EPOLLIN);
-		if (ret != 0)
-			return ret;
+	w->udp[li] = (struct ep_item) { .kind = EP_UDP, .fd = fd, .listen_index = li,
+	                                .pktinfo = pktinfo };
+	fd = listener_tcp_open(ss);
+	if (fd < 0) {
+		tern_err("listen %s tcp, bind failed (%s)", addr, strerror(-fd));
+		close_listen(w, li);
+		return fd;
 	}
-	return 0;
+	w->tcp[li] = (struct ep_item) { .kind = EP_TCP_LISTEN, .fd = fd, .listen_index = li };
+	int ret = ep_add(w, &w->udp[li], EPOLLIN);
+	if (ret == 0)
+		ret = ep_add(w, &w->tcp[li], EPOLLIN);
+	if (ret != 0)
+		close_listen(w, li);
+	return ret;
+}
+
+/*
+ * Make the sockets match @p view: open newly active addresses, close dropped ones.
+ * Sockets of unchanged addresses are kept, so no query to them is lost. Runs on the
+ * main thread at start and on the worker when it first sees a reloaded view (the
+ * loader checked beforehand that new addresses can be bound).
+ */
+static int reconcile(struct worker *w, const struct tern_view *view)
+{
+	int result = 0;
+	for (unsigned li = 0; li < TERN_VIEW_MAX_LISTENS; li++) {
+		bool want = li < view->nlistens && view->listens[li].active;
+		bool have = w->udp[li].fd >= 0;
+		if (want && !have) {
+			int ret = open_listen(w, li, &view->listens[li].addr);
+			if (ret != 0)
+				result = ret;
+		} else if (!want && have) {
+			close_listen(w, li);
+		}
+	}
+	w->sockets_generation = view->generation;
+	return result;
 }
 
 static void worker_free(struct worker *w)
 {
-	for (unsigned li = 0; li < w->nlisten; li++) {
-		if (w->udp[li].fd >= 0)
-			close(w->udp[li].fd);
-		if (w->tcp[li].fd >= 0)
-			close(w->tcp[li].fd);
-	}
+	for (unsigned li = 0; li < TERN_VIEW_MAX_LISTENS; li++)
+		close_listen(w, li);
 	if (w->stop_item.fd >= 0)
 		close(w->stop_item.fd);
 	if (w->timer_item.fd >= 0)
@@ -242,6 +265,8 @@ int worker_new(unsigned id, const struct tern_view *view, const struct worker_tc
 	w->id = id;
 	w->stop_item = (struct ep_item) { .kind = EP_STOP, .fd = -1 };
 	w->timer_item = (struct ep_item) { .kind = EP_TIMER, .fd = -1 };
+	for (unsigned li = 0; li < TERN_VIEW_MAX_LISTENS; li++)
+		w->udp[li].fd = w->tcp[li].fd = -1;
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->stats = tern_stats_row_new(id);
 	w->tcp_state = tcp_state_new(lim);
@@ -265,7 +290,7 @@ int worker_new(unsigned id, const struct tern_view *view, const struct worker_tc
 	}
 	if ((ret = ep_add(w, &w->stop_item, EPOLLIN)) != 0 ||
 	    (ret = ep_add(w, &w->timer_item, EPOLLIN)) != 0 ||
-	    (ret = open_sockets(w, view)) != 0)
+	    (ret = reconcile(w, view)) != 0)
 		goto fail;
 	*out = w;
 	return 0;

@@ -19,7 +19,6 @@
 #define WORKER_BATCH        32      /**< datagrams per recvmmsg/sendmmsg */
 #define WORKER_UDP_RX       4096    /**< largest UDP query accepted */
 #define WORKER_ARENA        (256 * 1024)
-#define WORKER_MAX_LISTENS  64
 
 /** What an epoll event refers to (first member of every registered object). */
 enum ep_kind { EP_UDP, EP_TCP_LISTEN, EP_TCP_CONN, EP_STOP, EP_TIMER };
@@ -42,9 +41,10 @@ struct worker {
 	bool stop;              /**< set by main (atomic store), read by the loop */
 	struct ep_item stop_item;
 	struct ep_item timer_item;
-	struct ep_item udp[WORKER_MAX_LISTENS];
-	struct ep_item tcp[WORKER_MAX_LISTENS];
-	unsigned nlisten;
+	/* Sockets by listen index (fd -1: not open); reconciled with each new view. */
+	struct ep_item udp[TERN_VIEW_MAX_LISTENS];
+	struct ep_item tcp[TERN_VIEW_MAX_LISTENS];
+	uint64_t sockets_generation;  /**< the view generation the sockets match */
 
 	/* Per turn (valid between online and quiescent). */
 	const struct tern_view *view;
@@ -74,7 +74,9 @@ struct worker_tcp_limits {
 };
 
 /**
- * Create a worker: epoll, its sockets on every listen address of @p view.
+ * Create a worker: epoll, its sockets on every active listen address of @p view.
+ * Later views are followed by the worker itself: at the first turn that sees a new
+ * view it opens sockets for newly active addresses and closes the others.
  * @return 0 or a negative errno (bind failures are logged with the address).
  */
 int worker_new(unsigned id, const struct tern_view *view, const struct worker_tcp_limits *lim,

@@ -103,23 +103,45 @@ static int route_cmp(const void *a, const void *b)
 	return (int)y->labels - (int)x->labels;
 }
 
-static int build_routes(struct tern_view *v, const struct tern_conf *conf)
+/* Process-wide listen indexes: an address keeps its index across reloads. Loader. */
+static struct sockaddr_storage listen_registry[TERN_VIEW_MAX_LISTENS];
+static size_t listen_registry_len;
+
+static int listen_index(const struct sockaddr_storage *ss)
 {
-	size_t total = 0;
-	for (unsigned s = 0; s < conf->servers_count; s++)
-		total += conf->servers[s].listen_count;
-	v->listens = calloc(total ? total : 1, sizeof(*v->listens));
+	for (size_t i = 0; i < listen_registry_len; i++) {
+		if (addr_equal(&listen_registry[i], ss))
+			return (int)i;
+	}
+	if (listen_registry_len == TERN_VIEW_MAX_LISTENS)
+		return -1;
+	listen_registry[listen_registry_len] = *ss;
+	return (int)listen_registry_len++;
+}
+
+static int build_routes(struct tern_view *v, const struct tern_conf *conf, struct tern_diag *diag)
+{
+	for (unsigned s = 0; s < conf->servers_count; s++) {
+		for (unsigned l = 0; l < conf->servers[s].listen_count; l++) {
+			if (listen_index(&conf->servers[s].addrs[l]) < 0) {
+				tern_diag_set_prefix(diag, "servers[%u]", s);
+				tern_diag_error(diag, "listen", "more than %d distinct listen "
+				                "addresses over the life of ternd", TERN_VIEW_MAX_LISTENS);
+				return TERN_ECONFIG;
+			}
+		}
+	}
+	v->nlistens = listen_registry_len;
+	v->listens = calloc(v->nlistens ? v->nlistens : 1, sizeof(*v->listens));
 	if (!v->listens)
 		return TERN_ENOMEM;
+	for (size_t li = 0; li < v->nlistens; li++)
+		v->listens[li].addr = listen_registry[li];
 	for (unsigned s = 0; s < conf->servers_count; s++) {
 		const struct tern_server_conf *sc = &conf->servers[s];
 		for (unsigned l = 0; l < sc->listen_count; l++) {
-			size_t li = 0;
-			while (li < v->nlistens && !addr_equal(&v->listens[li].addr, &sc->addrs[l]))
-				li++;
-			if (li == v->nlistens)
-				v->listens[v->nlistens++].addr = sc->addrs[l];
-			struct tern_listen_routes *lr = &v->listens[li];
+			struct tern_listen_routes *lr = &v->listens[listen_index(&sc->addrs[l])];
+			lr->active = true;
 			struct tern_route *r = realloc(lr->routes,
 				(lr->nroutes + sc->zones_count) * sizeof(*r));
 			if (!r)
@@ -169,8 +191,15 @@ int tern_view_build(struct tern_conf *conf, struct tern_diag *diag, struct tern_
 		tern_view_free(v);
 		return result;
 	}
-	if (build_routes(v, conf) != 0)
+	result = build_routes(v, conf, diag);
+	if (result == TERN_ENOMEM)
 		goto nomem;
+	if (result != 0) {
+		tern_view_free(v);
+		return result;
+	}
+	static uint64_t generation;
+	v->generation = ++generation;
 	*out = v;
 	return 0;
 nomem:
@@ -254,15 +283,4 @@ void tern_view_maintain(struct tern_view *v)
 				pi->plugin->maintain(pi);
 		}
 	}
-}
-
-bool tern_view_same_listens(const struct tern_view *a, const struct tern_view *b)
-{
-	if (a->nlistens != b->nlistens)
-		return false;
-	for (size_t i = 0; i < a->nlistens; i++) {
-		if (!addr_equal(&a->listens[i].addr, &b->listens[i].addr))
-			return false;
-	}
-	return true;
 }

@@ -6,9 +6,11 @@
  * view completely, publishes it, waits for a grace period and frees the old one, so
  * queries keep flowing and never see half a config.
  *
- * Listen addresses are boot settings: the daemon opens one socket set per distinct
- * address (in first-seen order, its "listen index"), and a reload that changes them
- * is rejected.
+ * Every distinct listen address gets a process-wide "listen index" the first time a
+ * view names it, and keeps it for the life of the process, so sockets and TCP
+ * connections stay attached to the right routes across reloads. A view's listens
+ * array is indexed by it; addresses the view no longer uses are inactive (the workers
+ * close their sockets, and open sockets for newly active ones).
  */
 #pragma once
 
@@ -41,6 +43,7 @@ struct tern_route {
 /** The routes of one listen address. */
 struct tern_listen_routes {
 	struct sockaddr_storage addr;
+	bool active;                      /**< this view listens here */
 	struct tern_route *routes;
 	size_t nroutes;
 };
@@ -48,9 +51,10 @@ struct tern_listen_routes {
 struct tern_view {
 	struct tern_server *servers;
 	size_t nservers;
-	struct tern_listen_routes *listens; /**< indexed by listen index */
+	struct tern_listen_routes *listens; /**< indexed by listen index (some inactive) */
 	size_t nlistens;
 	struct tern_conf *conf;             /**< owned: the config it was built from */
+	uint64_t generation;                /**< 1, 2, ...: tells views apart (workers) */
 };
 
 /** The plugin registry, in execution order. */
@@ -76,8 +80,8 @@ bool tern_view_ready(const struct tern_view *view, char *buf, size_t len);
 /** Control plane: call each instance's maintain hook (file/hosts reload checks). */
 void tern_view_maintain(struct tern_view *view);
 
-/** True if @p a and @p b listen on exactly the same addresses in the same order. */
-bool tern_view_same_listens(const struct tern_view *a, const struct tern_view *b);
+/** Upper bound on distinct listen addresses over the life of the process. */
+#define TERN_VIEW_MAX_LISTENS 64
 
 /* The RCU root read by workers (TERN_RCU_DEREF) and written by the loader. */
 extern struct tern_view *tern_view_root;

@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ternlib import (SOURCE_ROOT, TERND, Skip, Ternd, check, eq, is_knotd,  # noqa: E402
-                     make_query, metric_sum, query, read_data, require_tool,
+                     free_port, make_query, metric_sum, query, read_data, require_tool,
                      run_tests, udp_exchange, wait_for, RCODES)
 
 ZONE = read_data("example.org.zone")
@@ -294,6 +294,49 @@ def test_reload_under_load_loses_nothing():
         eq(len(reloads), 4, "reloads sent")
         wait_for(lambda: a_records(t.port, "r.example.org") == ["10.0.1.4"], 10,
                  what="last reload applied")
+    finally:
+        t.cleanup()
+
+
+def _answers(port):
+    try:
+        return query(port, "www.example.org", "A", timeout=0.3, retries=0).rcode == 0
+    except (OSError, TimeoutError, AssertionError):
+        return False
+
+
+def test_reload_opens_new_listeners_and_closes_dropped_ones():
+    t = start()
+    try:
+        p1, p2 = t.port, free_port(False)
+        cfg = base_config()
+        cfg["servers"][0]["listen"] = [f"127.0.0.1:{p1}", f"127.0.0.1:{p2}"]
+        t.write_config(cfg)
+        t.reload()
+        wait_for(lambda: _answers(p2), 10, what=f"answers on the new listener :{p2}")
+        check(_answers(p1), "the unchanged listener still answers")
+        cfg["servers"][0]["listen"] = [f"127.0.0.1:{p2}"]
+        t.write_config(cfg)
+        t.reload()
+        wait_for(lambda: not _answers(p1), 10, what=f"the dropped listener :{p1} closed")
+        check(_answers(p2), "the kept listener still answers")
+    finally:
+        t.cleanup()
+
+
+def test_reload_to_an_unbindable_address_keeps_the_old_config():
+    t = start()
+    try:
+        failed0 = metric_sum(t.metrics(), "coredns_reload_failed_total")
+        cfg = base_config()
+        # 192.0.2.0/24 (TEST-NET-1) is not on this host: bind fails, nothing is sent.
+        cfg["servers"][0]["listen"] = [f"127.0.0.1:{t.port}", f"192.0.2.1:{t.port}"]
+        t.write_config(cfg)
+        t.reload()
+        wait_for(lambda: metric_sum(t.metrics(), "coredns_reload_failed_total") == failed0 + 1,
+                 10, what="reload counted as failed")
+        check("cannot listen on 192.0.2.1" in t.log_text(), "the reason is logged")
+        check(_answers(t.port), "the old config still answers")
     finally:
         t.cleanup()
 
