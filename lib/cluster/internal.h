@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private interface between the builder (build.c) and the snapshot (snapshot.c):
+ * the builder computes what changed since the previous snapshot (a delta) and the
+ * snapshot code assembles a new immutable snapshot from it, sharing everything the
+ * delta does not touch. Nothing outside lib/cluster/ includes this.
+ * Thread: the builder's.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/cluster/snapshot.h"
+
+struct tern_cluster_pod_key {
+	const char *ns;
+	struct tern_ip ip;
+};
+
+struct tern_cluster_delta {
+	struct tern_cluster *prev;                 /**< NULL for the first snapshot */
+	const struct tern_cluster_svc **removed;   /**< records of prev to drop */
+	size_t nremoved;
+	const struct tern_cluster_svc **added;     /**< new records; their refs move in */
+	size_t nadded;
+	const char **namespaces;                   /**< exposed set; NULL: same as prev */
+	size_t nnamespaces;
+	bool pods_watched;
+	const struct tern_cluster_pod_key *pods;   /**< NULL: same as prev */
+	size_t npods;                              /**< pod keys (ns, ip) */
+	size_t pod_count;                          /**< pods (for counts) */
+	bool synced;
+	uint32_t serial;
+};
+
+/** A zeroed record with @p payload bytes at *area (8-aligned); refs = 1. */
+struct tern_cluster_svc *tern_cluster_svc_alloc(size_t payload, void **area);
+/** Record filled: compute its key hash. */
+void tern_cluster_svc_seal(struct tern_cluster_svc *svc);
+void tern_cluster_svc_release(const struct tern_cluster_svc *svc);
+/**
+ * Assemble a snapshot from @p d; published_ms is stamped here, just before the
+ * builder publishes. @return a snapshot with refs = 1, or NULL (then @p d is untouched).
+ */
+struct tern_cluster *tern_cluster_assemble(const struct tern_cluster_delta *d);
+void tern_cluster_hold(struct tern_cluster *c);
