@@ -21,6 +21,8 @@
 #include "daemon/http.h"
 #include "daemon/listener.h"
 #include "daemon/worker.h"
+#include "kube/kube.h"
+#include "lib/cluster/source.h"
 #include "lib/core/errcode.h"
 #include "lib/core/log.h"
 #include "lib/core/parse.h"
@@ -116,6 +118,15 @@ static const char *boot_change(const struct tern_view *old, const struct tern_vi
 	return NULL;
 }
 
+/* One Kubernetes watcher per cluster source in use; none for sources no longer used. */
+static void sync_watchers(void)
+{
+	int ret = kube_sync();
+	if (ret != 0)
+		tern_err("kubernetes, a watcher did not start (%s), retrying at the next reload",
+		         tern_strerror(ret));
+}
+
 static void reload(const char *path)
 {
 	tern_info("reload, reading %s", path);
@@ -123,6 +134,7 @@ static void reload(const char *path)
 	if (load_view(path, &next) != 0) {
 		tern_err("reload, %s is invalid, keeping the running config", path);
 		tern_stats_reload_failed();
+		tern_cluster_sources_reap(kube_stop_watcher);   /* sources only the failed view asked for */
 		return;
 	}
 	const char *why = boot_change(tern_view_root, next);
@@ -130,11 +142,13 @@ static void reload(const char *path)
 		tern_err("reload, %s, keeping the running config", why);
 		tern_stats_reload_failed();
 		tern_view_free(next);
+		tern_cluster_sources_reap(kube_stop_watcher);
 		return;
 	}
 	struct tern_view *old = TERN_RCU_XCHG(&tern_view_root, next);
 	tern_rcu_synchronize();
 	tern_view_free(old);
+	sync_watchers();
 	tern_info("reload, done");
 }
 
@@ -181,6 +195,7 @@ static int serve(const char *path)
 			goto out;
 		}
 	}
+	sync_watchers();
 	tern_info("ternd %s, serving with %u workers (config %s)", TERN_VERSION, n, path);
 
 	for (;;) {
@@ -209,10 +224,12 @@ out:
 	for (unsigned i = 0; workers && i < n; i++)
 		worker_stop(workers[i]);
 	http_stop();
+	kube_stop_all();
 	free(workers);
 	if (sfd >= 0)
 		close(sfd);
 	tern_view_free(TERN_RCU_XCHG(&tern_view_root, NULL));
+	tern_cluster_sources_reap(kube_stop_watcher);
 	tern_info("shutdown, done");
 	return rc;
 }
@@ -245,9 +262,11 @@ int main(int argc, char **argv)
 	}
 	if (check) {
 		struct tern_view *view = NULL;
-		if (load_view(check, &view) != 0)
-			return 1;
+		int ret = load_view(check, &view);
 		tern_view_free(view);
+		tern_cluster_sources_reap(kube_stop_watcher);
+		if (ret != 0)
+			return 1;
 		printf("%s: OK\n", check);
 		return 0;
 	}

@@ -36,6 +36,7 @@
 #include "lib/plugins/errors/errors.h"
 #include "lib/plugins/file/file.h"
 #include "lib/plugins/hosts/hosts.h"
+#include "lib/plugins/kubernetes/kubernetes.h"
 #include "lib/plugins/log/log.h"
 
 #define CONF_MAX_BYTES   (16u << 20) /* a config larger than this is a mistake */

@@ -185,7 +185,7 @@ Test(conf, unknown_plugin_name_is_rejected)
 	              "      log: {}\n"
 	              "      nosuchplugin: {}\n",
 	              "t.yaml:6:7: servers[0].plugins.nosuchplugin: unknown plugin (expected one "
-	              "of: errors, log, hosts, file)");
+	              "of: errors, log, hosts, kubernetes, file)");
 }
 
 Test(conf, wrong_type_is_rejected)
@@ -398,7 +398,7 @@ Test(conf, multiple_structural_errors_are_reported_together)
 	              "ready, servers)",
 	              "t.yaml:4:13: servers[0].listen: expected a sequence, got \"127.0.0.1\"",
 	              "t.yaml:5:24: servers[0].plugins.cache: unknown plugin (expected one of: "
-	              "errors, log, hosts, file)",
+	              "errors, log, hosts, kubernetes, file)",
 	              "t.yaml:6:5: servers[0].extra: unknown key (expected one of: zones, listen, "
 	              "plugins)");
 }
