@@ -52,7 +52,24 @@ static size_t reply_control(struct msghdr *rx)
 	return 0;
 }
 
+/*
+ * Ready the receive headers. They are filled once at start; recvmmsg only rewrites the
+ * lengths of the entries it used, so only those (or all, when the socket kind changes
+ * between plain and packet-info) are reset before the next call.
+ */
 static void udp_prepare_rx(struct worker *w, bool pktinfo)
+{
+	unsigned n = pktinfo == w->rx_pktinfo ? w->rx_used : WORKER_BATCH;
+	size_t ctrl = pktinfo ? sizeof(w->ctrl[0]) : 0;
+	for (unsigned i = 0; i < n; i++) {
+		w->rx[i].msg_hdr.msg_namelen = sizeof(w->peer[i]);
+		w->rx[i].msg_hdr.msg_controllen = ctrl;
+	}
+	w->rx_pktinfo = pktinfo;
+	w->rx_used = 0;
+}
+
+static void udp_init_rx(struct worker *w)
 {
 	for (unsigned i = 0; i < WORKER_BATCH; i++) {
 		w->rx_iov[i] = (struct iovec) { .iov_base = w->rx_buf[i], .iov_len = WORKER_UDP_RX };
@@ -61,10 +78,12 @@ static void udp_prepare_rx(struct worker *w, bool pktinfo)
 			.msg_namelen = sizeof(w->peer[i]),
 			.msg_iov = &w->rx_iov[i],
 			.msg_iovlen = 1,
-			.msg_control = pktinfo ? w->ctrl[i] : NULL,
-			.msg_controllen = pktinfo ? sizeof(w->ctrl[i]) : 0,
+			.msg_control = w->ctrl[i],
+			.msg_controllen = 0,
 		};
 	}
+	w->rx_pktinfo = false;
+	w->rx_used = 0;
 }
 
 /* One recvmmsg batch: answer every datagram and send the answers in one sendmmsg. */
@@ -74,6 +93,7 @@ static int udp_batch(struct worker *w, const struct ep_item *it)
 	int n = recvmmsg(it->fd, w->rx, WORKER_BATCH, MSG_DONTWAIT, NULL);
 	if (n <= 0)
 		return 0;
+	w->rx_used = (unsigned)n;
 	struct tern_query_ctx ctx = {
 		.view = w->view,
 		.listen_index = it->listen_index,
@@ -279,6 +299,7 @@ int worker_new(unsigned id, const struct tern_view *view, const struct worker_tc
 	    !w->tx_buf || !w->tcp_out)
 		goto fail;
 	tern_arena_init(&w->arena, w->arena_buf, WORKER_ARENA, &w->mm);
+	udp_init_rx(w);
 
 	w->stop_item.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->timer_item.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

@@ -61,6 +61,8 @@ struct worker {
 	struct iovec rx_iov[WORKER_BATCH], tx_iov[WORKER_BATCH];
 	struct sockaddr_storage peer[WORKER_BATCH];
 	uint8_t ctrl[WORKER_BATCH][64];
+	unsigned rx_used;       /**< entries the last recvmmsg filled */
+	bool rx_pktinfo;        /**< the headers are set up for a packet-info socket */
 	uint8_t (*rx_buf)[WORKER_UDP_RX];
 	uint8_t (*tx_buf)[WORKER_UDP_RX];
 	uint8_t *tcp_out;       /**< 2 + 65535 bytes: one framed TCP answer */
