@@ -22,78 +22,11 @@
 #include "lib/engine/plugin.h"
 #include "lib/engine/req.h"
 #include "lib/plugins/hosts/hosts.h"
+#include "tests/support/query.h"
 
 extern const struct tern_plugin tern_plugin_hosts;
 
 /* ---- a request built by hand ---------------------------------------------------- */
-
-struct t_query {
-	uint8_t arena_buf[64 * 1024];
-	uint8_t qwire[KNOT_WIRE_MAX_PKTSIZE];
-	uint8_t awire[KNOT_WIRE_MAX_PKTSIZE];
-	struct tern_arena arena;
-	knot_mm_t mm;
-	knot_dname_storage_t lower;
-	struct tern_req req;
-	knot_pkt_t *parsed;       /* the answer wire parsed back */
-};
-
-static struct t_query *t_query_new(const char *name, uint16_t qtype)
-{
-	struct t_query *t = calloc(1, sizeof(*t));
-	cr_assert_not_null(t);
-	tern_arena_init(&t->arena, t->arena_buf, sizeof(t->arena_buf), &t->mm);
-
-	knot_dname_storage_t qname;
-	cr_assert_not_null(knot_dname_from_str(qname, name, sizeof(qname)), "name %s", name);
-	knot_pkt_t *build = knot_pkt_new(t->qwire, sizeof(t->qwire), &t->mm);
-	cr_assert_not_null(build);
-	knot_wire_set_id(build->wire, 0x3713);
-	knot_wire_set_rd(build->wire);
-	cr_assert_eq(knot_pkt_put_question(build, qname, KNOT_CLASS_IN, qtype), KNOT_EOK);
-
-	knot_pkt_t *query = knot_pkt_new(t->qwire, build->size, &t->mm);
-	cr_assert_not_null(query);
-	cr_assert_eq(knot_pkt_parse(query, 0), KNOT_EOK);
-	knot_pkt_t *answer = knot_pkt_new(t->awire, sizeof(t->awire), &t->mm);
-	cr_assert_not_null(answer);
-	cr_assert_eq(knot_pkt_init_response(answer, query), KNOT_EOK);
-
-	knot_dname_copy_lower(t->lower, knot_pkt_qname(query));
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	t->req = (struct tern_req){
-		.query = query,
-		.qname = t->lower,
-		.qtype = qtype,
-		.qclass = KNOT_CLASS_IN,
-		.proto = TERN_PROTO_UDP,
-		.qsize = (uint16_t)query->size,
-		.now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u,
-		.mm = &t->mm,
-		.answer = answer,
-		.max_size = 65535,
-	};
-	return t;
-}
-
-/* Parse what the plugin wrote, as a client would. */
-static const knot_pkt_t *t_query_parse_answer(struct t_query *t)
-{
-	knot_pkt_t *ans = t->req.answer;
-	t->parsed = knot_pkt_new(ans->wire, ans->size, NULL);
-	cr_assert_not_null(t->parsed);
-	cr_assert_eq(knot_pkt_parse(t->parsed, 0), KNOT_EOK);
-	return t->parsed;
-}
-
-static void t_query_free(struct t_query *t)
-{
-	if (t == NULL)
-		return;
-	knot_pkt_free(t->parsed);
-	free(t);
-}
 
 /* ---- an instance ------------------------------------------------------------------ */
 
@@ -169,7 +102,7 @@ static enum tern_verdict ask(struct t_hosts *h, struct t_query *q)
 static void expect_answer(struct t_hosts *h, const char *name, uint16_t type,
                           const char *const *want, size_t nwant, uint32_t ttl)
 {
-	struct t_query *q = t_query_new(name, type);
+	struct t_query *q = t_query_new(name, type, 65535);
 	cr_assert_eq(ask(h, q), TERN_DONE, "%s: verdict", name);
 	const knot_pkt_t *p = t_query_parse_answer(q);
 	cr_assert_eq(knot_wire_get_rcode(p->wire), KNOT_RCODE_NOERROR, "%s: rcode", name);
@@ -216,7 +149,7 @@ static void expect_answer(struct t_hosts *h, const char *name, uint16_t type,
 /* Assert an answer with @rcode, AA and no records. */
 static void expect_empty(struct t_hosts *h, const char *name, uint16_t type, uint8_t rcode)
 {
-	struct t_query *q = t_query_new(name, type);
+	struct t_query *q = t_query_new(name, type, 65535);
 	cr_assert_eq(ask(h, q), TERN_DONE, "%s/%u: verdict", name, type);
 	const knot_pkt_t *p = t_query_parse_answer(q);
 	cr_assert_eq(knot_wire_get_rcode(p->wire), rcode, "%s/%u: rcode %u", name, type,
@@ -228,7 +161,7 @@ static void expect_empty(struct t_hosts *h, const char *name, uint16_t type, uin
 
 static void expect_next(struct t_hosts *h, const char *name, uint16_t type)
 {
-	struct t_query *q = t_query_new(name, type);
+	struct t_query *q = t_query_new(name, type, 65535);
 	cr_assert_eq(ask(h, q), TERN_NEXT, "%s/%u: expected TERN_NEXT", name, type);
 	cr_assert_eq(knot_wire_get_ancount(q->req.answer->wire), 0, "%s: untouched", name);
 	cr_assert_not(q->req.answered, "%s: not answered", name);
@@ -549,7 +482,7 @@ Test(hosts, other_classes_pass_on)
 	struct t_hosts h;
 	struct tern_hosts_conf conf = { 0 };
 	t_hosts_from_file(&h, &conf, hosts_text);
-	struct t_query *q = t_query_new("a.example.org.", KNOT_RRTYPE_A);
+	struct t_query *q = t_query_new("a.example.org.", KNOT_RRTYPE_A, 65535);
 	q->req.qclass = KNOT_CLASS_CH;
 	cr_assert_eq(ask(&h, q), TERN_NEXT);
 	t_query_free(q);

@@ -29,79 +29,13 @@
 #include "lib/engine/plugin.h"
 #include "lib/engine/req.h"
 #include "lib/plugins/kubernetes/kubernetes.h"
+#include "tests/support/query.h"
 
 extern const struct tern_plugin tern_plugin_kubernetes;
 
 #define PLUGIN_ID 7
 
 /* ---- a request built by hand ---------------------------------------------------- */
-
-struct t_query {
-	uint8_t arena_buf[256 * 1024];
-	uint8_t qwire[KNOT_WIRE_MAX_PKTSIZE];
-	uint8_t awire[KNOT_WIRE_MAX_PKTSIZE];
-	struct tern_arena arena;
-	knot_mm_t mm;
-	knot_dname_storage_t lower;
-	struct tern_req req;
-	knot_pkt_t *parsed;
-};
-
-static struct t_query *t_query_new(const char *name, uint16_t qtype, uint16_t max_size)
-{
-	struct t_query *t = calloc(1, sizeof(*t));
-	cr_assert_not_null(t);
-	tern_arena_init(&t->arena, t->arena_buf, sizeof(t->arena_buf), &t->mm);
-
-	knot_dname_storage_t qname;
-	cr_assert_not_null(knot_dname_from_str(qname, name, sizeof(qname)), "name %s", name);
-	knot_pkt_t *build = knot_pkt_new(t->qwire, sizeof(t->qwire), &t->mm);
-	cr_assert_not_null(build);
-	knot_wire_set_id(build->wire, 0x4242);
-	knot_wire_set_rd(build->wire);
-	cr_assert_eq(knot_pkt_put_question(build, qname, KNOT_CLASS_IN, qtype), KNOT_EOK);
-
-	knot_pkt_t *query = knot_pkt_new(t->qwire, build->size, &t->mm);
-	cr_assert_not_null(query);
-	cr_assert_eq(knot_pkt_parse(query, 0), KNOT_EOK);
-	knot_pkt_t *answer = knot_pkt_new(t->awire, max_size, &t->mm);
-	cr_assert_not_null(answer);
-	cr_assert_eq(knot_pkt_init_response(answer, query), KNOT_EOK);
-
-	knot_dname_copy_lower(t->lower, knot_pkt_qname(query));
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	t->req = (struct tern_req){
-		.query = query,
-		.qname = t->lower,
-		.qtype = qtype,
-		.qclass = KNOT_CLASS_IN,
-		.proto = max_size > 512 ? TERN_PROTO_TCP : TERN_PROTO_UDP,
-		.qsize = (uint16_t)query->size,
-		.now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u,
-		.mm = &t->mm,
-		.answer = answer,
-		.max_size = max_size,
-	};
-	return t;
-}
-
-static const knot_pkt_t *t_query_parse_answer(struct t_query *t)
-{
-	knot_pkt_t *ans = t->req.answer;
-	t->parsed = knot_pkt_new(ans->wire, ans->size, NULL);
-	cr_assert_not_null(t->parsed);
-	cr_assert_eq(knot_pkt_parse(t->parsed, 0), KNOT_EOK);
-	return t->parsed;
-}
-
-static void t_query_free(struct t_query *t)
-{
-	if (t == NULL)
-		return;
-	knot_pkt_free(t->parsed);
-	free(t);
-}
 
 /* ---- the plugin, its source and a builder ---------------------------------------- */
 

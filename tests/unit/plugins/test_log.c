@@ -17,6 +17,7 @@
 #include <libknot/libknot.h>
 
 #include "lib/core/arena.h"
+#include "tests/support/query.h"
 #include "lib/core/errcode.h"
 #include "lib/engine/diag.h"
 #include "lib/engine/plugin.h"
@@ -30,73 +31,12 @@ extern const struct tern_plugin tern_plugin_errors;
 
 /* ---- a request with a finished answer -------------------------------------------- */
 
-struct t_query {
-	uint8_t arena_buf[64 * 1024];
-	uint8_t qwire[KNOT_WIRE_MAX_PKTSIZE];
-	uint8_t awire[KNOT_WIRE_MAX_PKTSIZE];
-	struct tern_arena arena;
-	knot_mm_t mm;
-	knot_dname_storage_t lower;
-	struct sockaddr_storage src;
-	struct tern_req req;
-};
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* A query for @name/@qtype from 127.0.0.1:55225 over UDP; @edns_size 0 = no OPT. */
-static struct t_query *t_query_new(const char *name, uint16_t qtype, uint16_t edns_size,
-                                   bool dnssec_ok)
+static struct t_query *log_query(const char *name, uint16_t qtype, uint16_t edns_size,
+                                 bool dnssec_ok)
 {
-	struct t_query *t = calloc(1, sizeof(*t));
-	cr_assert_not_null(t);
-	tern_arena_init(&t->arena, t->arena_buf, sizeof(t->arena_buf), &t->mm);
-
-	knot_dname_storage_t qname;
-	cr_assert_not_null(knot_dname_from_str(qname, name, sizeof(qname)));
-	knot_pkt_t *build = knot_pkt_new(t->qwire, sizeof(t->qwire), &t->mm);
-	knot_wire_set_id(build->wire, 14155);
-	knot_wire_set_rd(build->wire);
-	cr_assert_eq(knot_pkt_put_question(build, qname, KNOT_CLASS_IN, qtype), KNOT_EOK);
-	if (edns_size != 0) {
-		knot_rrset_t opt;
-		cr_assert_eq(knot_edns_init(&opt, edns_size, 0, 0, &t->mm), KNOT_EOK);
-		if (dnssec_ok)
-			knot_edns_set_do(&opt);
-		cr_assert_eq(knot_pkt_begin(build, KNOT_ADDITIONAL), KNOT_EOK);
-		cr_assert_eq(knot_pkt_put(build, KNOT_COMPR_HINT_NONE, &opt, 0), KNOT_EOK);
-	}
-	knot_pkt_t *query = knot_pkt_new(t->qwire, build->size, &t->mm);
-	cr_assert_eq(knot_pkt_parse(query, 0), KNOT_EOK);
-	knot_pkt_t *answer = knot_pkt_new(t->awire, sizeof(t->awire), &t->mm);
-	cr_assert_eq(knot_pkt_init_response(answer, query), KNOT_EOK);
-	knot_dname_copy_lower(t->lower, knot_pkt_qname(query));
-
-	struct sockaddr_in *sin = (struct sockaddr_in *)&t->src;
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons(55225);
-	inet_pton(AF_INET, "127.0.0.1", &sin->sin_addr);
-
-	t->req = (struct tern_req){
-		.query = query,
-		.qname = t->lower,
-		.qtype = qtype,
-		.qclass = KNOT_CLASS_IN,
-		.proto = TERN_PROTO_UDP,
-		.src = &t->src,
-		.has_edns = edns_size != 0,
-		.dnssec_ok = dnssec_ok,
-		.qsize = (uint16_t)query->size,
-		.now_ms = now_ms(),
-		.mm = &t->mm,
-		.answer = answer,
-		.max_size = 65535,
-	};
-	return t;
+	return t_query_new_opts(name, qtype, &(struct t_query_opts) {
+		.id = 14155, .udp = true, .edns_size = edns_size, .dnssec_ok = dnssec_ok });
 }
 
 /* Finish the answer: @rcode, AA, an A record when @with_a, an NS or SOA in AUTHORITY. */
@@ -216,7 +156,7 @@ Test(log, line_has_the_coredns_common_format)
 	struct t_log l;
 	t_log_init(&l, NULL, 0);
 	cr_assert_eq(l.ret, 0);
-	struct t_query *q = t_query_new("Example.ORG.", KNOT_RRTYPE_A, 0, false);
+	struct t_query *q = log_query("Example.ORG.", KNOT_RRTYPE_A, 0, false);
 	t_answer(q, KNOT_RCODE_NOERROR, true, 0);
 	char *line = log_line(&l, q);
 	char want[256];
@@ -234,7 +174,7 @@ Test(log, edns_size_do_bit_ipv6_and_tcp_are_shown)
 {
 	struct t_log l;
 	t_log_init(&l, NULL, 0);
-	struct t_query *q = t_query_new("example.org.", KNOT_RRTYPE_AAAA, 1232, true);
+	struct t_query *q = log_query("example.org.", KNOT_RRTYPE_AAAA, 1232, true);
 	t_answer(q, KNOT_RCODE_NOERROR, false, KNOT_RRTYPE_SOA);
 	char *line = log_line(&l, q);
 	char want[256];
@@ -264,7 +204,7 @@ Test(log, rcode_flags_and_unknown_type_are_named_like_coredns)
 {
 	struct t_log l;
 	t_log_init(&l, NULL, 0);
-	struct t_query *q = t_query_new("example.org.", 65280, 0, false);
+	struct t_query *q = log_query("example.org.", 65280, 0, false);
 	knot_wire_clear_aa(q->req.answer->wire);
 	knot_wire_set_rcode(q->req.answer->wire, KNOT_RCODE_NOTIMPL);
 	knot_wire_set_ra(q->req.answer->wire);
@@ -285,9 +225,9 @@ Test(log, duration_counts_from_the_turn_start)
 {
 	struct t_log l;
 	t_log_init(&l, NULL, 0);
-	struct t_query *q = t_query_new("example.org.", KNOT_RRTYPE_A, 0, false);
+	struct t_query *q = log_query("example.org.", KNOT_RRTYPE_A, 0, false);
 	t_answer(q, KNOT_RCODE_NOERROR, true, 0);
-	q->req.now_ms = now_ms() - 1500;
+	q->req.now_ms -= 1500;   /* the turn started 1.5 s before now */
 	char *line = log_line(&l, q);
 	const char *d = strrchr(line, ' ');
 	cr_assert_not_null(d);
@@ -326,7 +266,7 @@ static void check_classes(char **classes, unsigned n, bool success, bool denial,
 	cr_assert_eq(l.ret, 0);
 	for (size_t i = 0; i < sizeof(class_cases) / sizeof(class_cases[0]); i++) {
 		const struct class_case *c = &class_cases[i];
-		struct t_query *q = t_query_new("example.org.", KNOT_RRTYPE_A, 0, false);
+		struct t_query *q = log_query("example.org.", KNOT_RRTYPE_A, 0, false);
 		t_answer(q, c->rcode, c->with_a, c->auth_type);
 		char *line = log_line(&l, q);
 		bool want = (c->success && success) || (c->denial && denial) ||
@@ -394,7 +334,7 @@ static char *errors_output(struct t_query *q, unsigned times)
 
 Test(errors, servfail_is_logged_in_coredns_format)
 {
-	struct t_query *q = t_query_new("Fail.Example.org.", KNOT_RRTYPE_AAAA, 0, false);
+	struct t_query *q = log_query("Fail.Example.org.", KNOT_RRTYPE_AAAA, 0, false);
 	knot_wire_set_rcode(q->req.answer->wire, KNOT_RCODE_SERVFAIL);
 	q->req.answered = true;
 	q->req.plugin_id = plugin_index("hosts");
@@ -408,7 +348,7 @@ Test(errors, servfail_is_logged_in_coredns_format)
 
 Test(errors, servfail_without_an_answering_plugin_says_so)
 {
-	struct t_query *q = t_query_new("example.org.", KNOT_RRTYPE_A, 0, false);
+	struct t_query *q = log_query("example.org.", KNOT_RRTYPE_A, 0, false);
 	knot_wire_set_rcode(q->req.answer->wire, KNOT_RCODE_SERVFAIL);
 	char *out = errors_output(q, 1);
 	cr_assert(strncmp(out, "[ERROR] plugin/errors: 2 example.org. A: no plugin answered",
@@ -423,7 +363,7 @@ Test(errors, other_rcodes_are_not_logged)
 		KNOT_RCODE_NOERROR, KNOT_RCODE_NXDOMAIN, KNOT_RCODE_REFUSED, KNOT_RCODE_FORMERR,
 	};
 	for (size_t i = 0; i < sizeof(rcodes); i++) {
-		struct t_query *q = t_query_new("example.org.", KNOT_RRTYPE_A, 0, false);
+		struct t_query *q = log_query("example.org.", KNOT_RRTYPE_A, 0, false);
 		knot_wire_set_rcode(q->req.answer->wire, rcodes[i]);
 		char *out = errors_output(q, 1);
 		cr_assert_str_empty(out, "rcode %u: %s", rcodes[i], out);
@@ -434,7 +374,7 @@ Test(errors, other_rcodes_are_not_logged)
 
 Test(errors, a_flood_of_servfails_is_rate_limited)
 {
-	struct t_query *q = t_query_new("example.org.", KNOT_RRTYPE_A, 0, false);
+	struct t_query *q = log_query("example.org.", KNOT_RRTYPE_A, 0, false);
 	knot_wire_set_rcode(q->req.answer->wire, KNOT_RCODE_SERVFAIL);
 	char *out = errors_output(q, 100);
 	unsigned lines = 0;
