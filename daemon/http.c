@@ -3,7 +3,8 @@
  * /metrics, /health and /ready over libmicrohttpd (see http.h). Endpoints with equal
  * addresses are grouped into one MHD daemon whose access handler knows which paths it
  * serves; anything else is 404, methods other than GET/HEAD are 405. Handlers read
- * the runtime view through its RCU root: each MHD thread registers with QSBR the first
+ * the runtime view (and /metrics the cluster sources' snapshots, lib/cluster/source.h)
+ * through RCU roots: each MHD thread registers with QSBR the first
  * time it needs to (a pthread key unregisters it when the thread exits), goes offline
  * at once, and is online only around each read so it never stalls a grace period.
  */
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <microhttpd.h>
 
+#include "lib/cluster/source.h"
 #include "lib/core/errcode.h"
 #include "lib/core/log.h"
 #include "lib/core/parse.h"
@@ -181,6 +183,7 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *conn)
 	const struct tern_view *v = TERN_RCU_DEREF(tern_view_root);
 	if (v)
 		render_plugins_enabled(out, v);
+	tern_cluster_sources_render(out);   /* online: reads each source's snapshot */
 	tern_rcu_offline();
 	if (fclose(out) != 0) {
 		free(buf);

@@ -433,6 +433,17 @@ static void watch_done(struct stream *s, CURLcode res, long code)
 		retry_later(s);
 		return;
 	}
+	if (code == 504 && (strstr(s->errbody, "ResourceVersionTooLarge") ||
+	                    strstr(s->errbody, "Too large resource version"))) {
+		/* The server is behind our resourceVersion (restored or restarted): resuming
+		 * would wait forever, so relist, as client-go's reflector does. */
+		tern_warn("kubernetes: %s: %s: resourceVersion %s is ahead of the server, "
+		          "relisting", w->client.server, s->what, s->rv);
+		STAT_ADD(w, relists_error);
+		relist(s);
+		retry_later(s);
+		return;
+	}
 	STAT_ADD(w, watch_restarts);
 	if (s->feed_rc == TERN_EINVAL) {
 		STAT_ADD(w, decode_errors);

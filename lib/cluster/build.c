@@ -141,6 +141,7 @@ struct slice_obj {
 	struct tern_cluster_port *ports;
 	unsigned nports;
 	size_t strbytes;                 /**< hostname + port strings with NULs */
+	double trigger_time;             /**< last-change-trigger-time seen, unix s; 0 */
 };
 
 struct ns_obj {
@@ -168,6 +169,10 @@ struct tern_cluster_builder {
 	size_t eps_cap;
 	struct tern_cluster_port *ports;
 	size_t ports_cap;
+	/* DNS programming durations to observe when the next snapshot is published:
+	 * the last-change-trigger-time (unix s) of each slice change waiting for it. */
+	double *pending;
+	size_t npending, pending_cap;
 };
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -539,6 +544,55 @@ static void slice_link(struct tern_cluster_builder *b, struct slice_obj *o, stru
 	mark_dirty(b, g);
 }
 
+#define PENDING_MAX 4096   /* slice changes waiting for one publish; more count at once */
+
+static double unix_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);   /* the API server's annotation is wall time */
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * A slice change with a new last-change-trigger-time is one DNS programming duration
+ * (CoreDNS's metric). As CoreDNS does, only slices of a headless Service count: their
+ * endpoints are its records, and the annotation (set only by the EndpointSlice
+ * controller) makes it "headless_with_selector". Changes read before the first sync
+ * (the initial list) and replays of a trigger time already seen (a relist) are not
+ * programming. @p visible_now: the change needs no new snapshot (same records), count
+ * it now; otherwise when the snapshot with it is published (programming_flush).
+ */
+static void programming_note(struct tern_cluster_builder *b, const struct group *g,
+                             double trigger, bool visible_now)
+{
+	if (!b->synced || !g || !g->svc || g->svc->kind != TERN_SVC_HEADLESS)
+		return;
+	if (!visible_now && b->npending == b->pending_cap && b->pending_cap < PENDING_MAX) {
+		size_t cap = b->pending_cap ? 2 * b->pending_cap : 16;
+		double *p = realloc(b->pending, cap * sizeof(p[0]));
+		if (p) {
+			b->pending = p;
+			b->pending_cap = cap;
+		}
+	}
+	if (visible_now || b->npending == b->pending_cap) {
+		tern_cluster_programming_observe(unix_now() - trigger);
+		return;
+	}
+	b->pending[b->npending++] = trigger;
+}
+
+/* The snapshot with the pending changes is visible to workers from now on. */
+static void programming_flush(struct tern_cluster_builder *b)
+{
+	if (!b->npending)
+		return;
+	double now = unix_now();
+	for (size_t i = 0; i < b->npending; i++)
+		tern_cluster_programming_observe(now - b->pending[i]);
+	b->npending = 0;
+}
+
 int tern_cluster_builder_slice(struct tern_cluster_builder *b, const struct tern_k8s_slice *s)
 {
 	char key[KEY_MAX], gkey[KEY_MAX];
@@ -561,12 +615,17 @@ int tern_cluster_builder_slice(struct tern_cluster_builder *b, const struct tern
 		return TERN_ENOMEM;
 	}
 	o->gen = b->gen[TERN_K8S_SLICE];
+	o->trigger_time = s->trigger_time;
 	struct slice_obj *old = (struct slice_obj *)hmap_find(&b->slices, key, (size_t)len,
 	                                                      o->node.hash);
+	bool fresh = s->trigger_time > 0 && (!old || old->trigger_time != s->trigger_time);
 	if (old && old->grp == g && old->neps == o->neps && old->nports == o->nports &&
 	    eps_equal(old->eps, o->eps, o->neps) && ports_equal(old->ports, o->ports, o->nports)) {
 		old->gen = o->gen;
+		old->trigger_time = o->trigger_time;
 		free(o);
+		if (fresh)
+			programming_note(b, g, s->trigger_time, true);
 		return TERN_EOK;
 	}
 	if (old) {
@@ -576,6 +635,8 @@ int tern_cluster_builder_slice(struct tern_cluster_builder *b, const struct tern
 	}
 	hmap_add(&b->slices, &o->node);
 	slice_link(b, o, g);
+	if (fresh)
+		programming_note(b, g, s->trigger_time, false);
 	return TERN_EOK;
 }
 
@@ -812,6 +873,7 @@ void tern_cluster_builder_free(struct tern_cluster_builder *b)
 	tern_cluster_free(b->prev);
 	free(b->eps);
 	free(b->ports);
+	free(b->pending);
 	free(b);
 }
 
@@ -1144,6 +1206,7 @@ int tern_cluster_builder_publish(struct tern_cluster_builder *b, struct tern_clu
 	if (!snap)
 		return TERN_ENOMEM;
 	struct tern_cluster *old = TERN_RCU_XCHG(&src->current, snap);
+	programming_flush(b);
 	if (old) {
 		tern_rcu_synchronize();
 		tern_cluster_free(old);

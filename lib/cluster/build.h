@@ -64,6 +64,10 @@ void tern_cluster_free(struct tern_cluster *c);
 
 /**
  * Snapshot, publish into @p src with TERN_RCU_XCHG, wait for a grace period, free the
- * previous one, and count it in src->stats. @return 0 or TERN_ENOMEM.
+ * previous one, and count it in src->stats. Slice changes of headless Services applied
+ * after set_synced with a new last-change-trigger-time are observed as DNS programming
+ * durations (now - trigger time) right after the exchange, when they become visible
+ * (see internal.h; changes that alter no record are observed when applied).
+ * @return 0 or TERN_ENOMEM.
  */
 int tern_cluster_builder_publish(struct tern_cluster_builder *b, struct tern_cluster_source *src);

@@ -46,3 +46,12 @@ void tern_cluster_svc_release(const struct tern_cluster_svc *svc);
  */
 struct tern_cluster *tern_cluster_assemble(const struct tern_cluster_delta *d);
 void tern_cluster_hold(struct tern_cluster *c);
+
+/**
+ * Count one DNS programming duration (CoreDNS's
+ * coredns_kubernetes_dns_programming_duration_seconds, service_kind
+ * "headless_with_selector"): a process-wide histogram kept with relaxed atomics in
+ * source.c, rendered by tern_cluster_sources_render(). Negative durations (clock skew
+ * between the API server and this node) count as 0. Thread: any (the builder's).
+ */
+void tern_cluster_programming_observe(double seconds);

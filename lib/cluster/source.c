@@ -3,21 +3,31 @@
  * The registry of cluster sources: one per distinct watch configuration, shared by
  * every kubernetes plugin instance configured the same way (so a reload that keeps the
  * settings keeps the watch and its data). Sources are found by a canonical string of
- * all their settings; the registry is a plain list touched only by the loader thread.
- * A source with no refs left is freed by tern_cluster_sources_reap(), after the
- * daemon's stop callback has joined its watcher, together with its last snapshot.
- * Thread: loader, except tern_cluster_source_snapshot() (workers, RCU read side).
+ * all their settings; the registry is a plain list changed only by the loader thread
+ * and read by the metrics scrape under a mutex (see source.h for why reap stops
+ * watchers outside it). A source with no refs left is freed by
+ * tern_cluster_sources_reap(), after the daemon's stop callback has joined its
+ * watcher, together with its last snapshot. The metrics rendering of the sources (and
+ * the process-wide DNS programming histogram the builder feeds) is at the end.
+ * Thread: loader, except tern_cluster_source_snapshot() (workers, RCU read side) and
+ * tern_cluster_sources_render() (HTTP thread, RCU read side).
  */
 #include "lib/cluster/source.h"
 
+#include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/cluster/build.h"
+#include "lib/cluster/internal.h"
+#include "lib/core/attr.h"
 #include "lib/core/rcu.h"
 
-static struct tern_cluster_source *sources;
+static pthread_mutex_t sources_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tern_cluster_source *sources;   /* changed by the loader under sources_lock */
 
 /* ---- canonical key -------------------------------------------------------------------- */
 
@@ -172,15 +182,18 @@ struct tern_cluster_source *tern_cluster_source_get(const struct tern_cluster_so
 	char *key = make_key(conf);
 	if (!key)
 		return NULL;
+	pthread_mutex_lock(&sources_lock);
 	for (struct tern_cluster_source *s = sources; s; s = s->next) {
 		if (strcmp(s->key, key) == 0) {
-			free(key);
 			s->refs++;
+			pthread_mutex_unlock(&sources_lock);
+			free(key);
 			return s;
 		}
 	}
 	struct tern_cluster_source *s = calloc(1, sizeof(*s));
 	if (!s || conf_copy(&s->conf, conf) < 0) {
+		pthread_mutex_unlock(&sources_lock);
 		free(s);
 		free(key);
 		return NULL;
@@ -189,13 +202,18 @@ struct tern_cluster_source *tern_cluster_source_get(const struct tern_cluster_so
 	s->refs = 1;
 	s->next = sources;
 	sources = s;
+	pthread_mutex_unlock(&sources_lock);
 	return s;
 }
 
 void tern_cluster_source_put(struct tern_cluster_source *src)
 {
-	if (src && src->refs > 0)
+	if (!src)
+		return;
+	pthread_mutex_lock(&sources_lock);
+	if (src->refs > 0)
 		src->refs--;
+	pthread_mutex_unlock(&sources_lock);
 }
 
 const struct tern_cluster *tern_cluster_source_snapshot(const struct tern_cluster_source *src)
@@ -206,31 +224,365 @@ const struct tern_cluster *tern_cluster_source_snapshot(const struct tern_cluste
 void tern_cluster_sources_foreach(void (*fn)(struct tern_cluster_source *src, void *ctx),
                                   void *ctx)
 {
-	for (struct tern_cluster_source *s = sources, *next; s; s = next) {
-		next = s->next;
-		fn(s, ctx);
+	pthread_mutex_lock(&sources_lock);
+	struct tern_cluster_source *s = sources;
+	pthread_mutex_unlock(&sources_lock);
+	while (s) {
+		pthread_mutex_lock(&sources_lock);
+		struct tern_cluster_source *next = s->next;
+		pthread_mutex_unlock(&sources_lock);
+		fn(s, ctx);   /* without the mutex: @p fn may join a watcher (source.h) */
+		s = next;
 	}
 }
 
 /*
  * The caller guarantees no worker still reads these sources' snapshots (the views
- * that used them were retired after a grace period); @p stop joins the watcher, so
- * the snapshot and its records are freed here with no other thread touching them.
+ * that used them were retired after a grace period). Unused sources are unlinked
+ * under the mutex, so the scrape cannot reach them any more; then, without it (a
+ * watcher being joined may be waiting for a grace period that waits for a scrape
+ * that waits for the mutex), @p stop joins each watcher, and the snapshot and its
+ * records are freed here with no other thread touching them.
  */
 void tern_cluster_sources_reap(void (*stop)(struct tern_cluster_source *src))
 {
+	struct tern_cluster_source *dead = NULL;
+	pthread_mutex_lock(&sources_lock);
 	for (struct tern_cluster_source **p = &sources; *p;) {
 		struct tern_cluster_source *s = *p;
 		if (s->refs > 0) {
 			p = &s->next;
 			continue;
 		}
+		*p = s->next;
+		s->next = dead;
+		dead = s;
+	}
+	pthread_mutex_unlock(&sources_lock);
+	while (dead) {
+		struct tern_cluster_source *s = dead;
+		dead = s->next;
 		if (stop)
 			stop(s);
-		*p = s->next;
 		tern_cluster_free(s->current);
 		conf_deinit(&s->conf);
 		free(s->key);
 		free(s);
 	}
+}
+
+/* ---- metrics ------------------------------------------------------------------------ */
+
+/* CoreDNS: prometheus.ExponentialBuckets(0.001, 2, 20), 1 ms to ~17 minutes. */
+#define PROG_BUCKETS   20
+#define PROG_BASE_S    0.001
+#define BUILD_BASE_NS  100000ull   /* build_hist[k]: at most 0.0001 s * 2^k */
+
+/* Process-wide, as CoreDNS's histogram is; non-cumulative buckets, relaxed atomics. */
+static struct {
+	uint64_t bucket[PROG_BUCKETS];
+	uint64_t count;
+	uint64_t sum_ns;
+} prog;
+
+void tern_cluster_programming_observe(double seconds)
+{
+	if (!(seconds > 0))
+		seconds = 0;   /* skew, or NaN */
+	double bound = PROG_BASE_S;
+	for (unsigned k = 0; k < PROG_BUCKETS; k++, bound *= 2) {
+		if (seconds <= bound) {
+			__atomic_fetch_add(&prog.bucket[k], 1, __ATOMIC_RELAXED);
+			break;
+		}
+	}
+	double ns = seconds * 1e9;
+	uint64_t add = ns < 1.8e19 ? (uint64_t)ns : UINT64_MAX / 2;
+	__atomic_fetch_add(&prog.sum_ns, add, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&prog.count, 1, __ATOMIC_RELAXED);
+}
+
+/** One source as the scrape saw it: counters copied, snapshot pinned by RCU. */
+struct row {
+	const struct tern_cluster_source *src;
+	const struct tern_cluster *snap;     /* NULL before the first publish */
+	struct tern_cluster_source_stats st;
+	bool dup;                            /* another source has the same label base */
+};
+
+static uint64_t ld(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static void stats_copy(struct tern_cluster_source_stats *dst,
+                       const struct tern_cluster_source_stats *src)
+{
+	for (unsigned i = 0; i < TERN_ARRAY_LEN(src->api_requests); i++)
+		dst->api_requests[i] = ld(&src->api_requests[i]);
+	/* Buckets before the totals: a publish racing the scrape then shows up in the
+	 * totals first, and clamping the count to the buckets' sum keeps +Inf >= every le. */
+	for (unsigned i = 0; i < TERN_ARRAY_LEN(src->build_hist); i++)
+		dst->build_hist[i] = ld(&src->build_hist[i]);
+	dst->watch_restarts = ld(&src->watch_restarts);
+	dst->relists_gone = ld(&src->relists_gone);
+	dst->relists_error = ld(&src->relists_error);
+	dst->decode_errors = ld(&src->decode_errors);
+	dst->snapshots = ld(&src->snapshots);
+	dst->build_ns_total = ld(&src->build_ns_total);
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether two sources get the same source label before disambiguation. */
+static bool same_label(const struct tern_cluster_source_conf *a,
+                       const struct tern_cluster_source_conf *b)
+{
+	if (a->kubeconfig || b->kubeconfig)
+		return str_eq(a->kubeconfig, b->kubeconfig) && str_eq(a->context, b->context);
+	return str_eq(a->endpoint, b->endpoint);
+}
+
+/* A label value with the exposition format's escapes (backslash, quote, newline). */
+static void put_value(FILE *out, const char *v)
+{
+	for (; *v; v++) {
+		switch (*v) {
+		case '\\': fputs("\\\\", out); break;
+		case '"':  fputs("\\\"", out); break;
+		case '\n': fputs("\\n", out); break;
+		default:   fputc(*v, out);
+		}
+	}
+}
+
+static uint32_t key_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++) {
+		h ^= (uint8_t)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* source="..." (no braces): the settings that say where the watch goes. */
+static void put_source(FILE *out, const struct row *r)
+{
+	const struct tern_cluster_source_conf *c = &r->src->conf;
+	fputs("source=\"", out);
+	if (c->kubeconfig) {          /* the kubeconfig wins over endpoint */
+		fputs("kubeconfig:", out);
+		put_value(out, c->kubeconfig);
+		if (c->context) {
+			fputs("?context=", out);
+			put_value(out, c->context);
+		}
+	} else if (c->endpoint) {
+		put_value(out, c->endpoint);
+	} else {
+		fputs("in-cluster", out);
+	}
+	if (r->dup)
+		fprintf(out, "#%08" PRIx32, key_hash(r->src->key));
+	fputc('"', out);
+}
+
+static void family(FILE *out, const char *name, const char *type, const char *help)
+{
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One sample per row of a per-source counter; @p field picks it from the copy. */
+static void render_counter(FILE *out, const struct row *rows, size_t n, const char *name,
+                           const char *help, size_t field)
+{
+	family(out, name, "counter", help);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v = *(const uint64_t *)((const char *)&rows[i].st + field);
+		fprintf(out, "%s{", name);
+		put_source(out, &rows[i]);
+		fprintf(out, "} %" PRIu64 "\n", v);
+	}
+}
+
+static void render_programming(FILE *out)
+{
+	static const char name[] = "coredns_kubernetes_dns_programming_duration_seconds";
+	static const char labels[] = "service_kind=\"headless_with_selector\"";
+	uint64_t cum = 0;
+	family(out, name, "histogram",
+	       "Histogram of the time (in seconds) it took to program a dns instance.");
+	double bound = PROG_BASE_S;
+	for (unsigned k = 0; k < PROG_BUCKETS; k++, bound *= 2) {
+		cum += ld(&prog.bucket[k]);
+		fprintf(out, "%s_bucket{%s,le=\"%g\"} %" PRIu64 "\n", name, labels, bound, cum);
+	}
+	uint64_t sum_ns = ld(&prog.sum_ns), count = ld(&prog.count);
+	if (count < cum)
+		count = cum;
+	fprintf(out, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", name, labels, count);
+	fprintf(out, "%s_sum{%s} %.9f\n", name, labels, (double)sum_ns / 1e9);
+	fprintf(out, "%s_count{%s} %" PRIu64 "\n", name, labels, count);
+}
+
+static void render_build(FILE *out, const struct row *rows, size_t n)
+{
+	static const char name[] = "tern_kubernetes_snapshot_build_seconds";
+	family(out, name, "histogram",
+	       "Histogram of the time (in seconds) to build and publish a cluster snapshot, "
+	       "including the grace period before the previous one is freed.");
+	for (size_t i = 0; i < n; i++) {
+		const struct row *r = &rows[i];
+		uint64_t cum = 0;
+		for (unsigned k = 0; k < TERN_ARRAY_LEN(r->st.build_hist); k++) {
+			cum += r->st.build_hist[k];
+			fprintf(out, "%s_bucket{", name);
+			put_source(out, r);
+			fprintf(out, ",le=\"%g\"} %" PRIu64 "\n",
+			        (double)(BUILD_BASE_NS << k) / 1e9, cum);
+		}
+		uint64_t count = r->st.snapshots < cum ? cum : r->st.snapshots;
+		fprintf(out, "%s_bucket{", name);
+		put_source(out, r);
+		fprintf(out, ",le=\"+Inf\"} %" PRIu64 "\n%s_sum{", count, name);
+		put_source(out, r);
+		fprintf(out, "} %.9f\n%s_count{", (double)r->st.build_ns_total / 1e9, name);
+		put_source(out, r);
+		fprintf(out, "} %" PRIu64 "\n", count);
+	}
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);   /* the clock of tern_cluster_published_ms() */
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void render_state(FILE *out, const struct row *rows, size_t n)
+{
+	uint64_t now = mono_ms();
+	bool head = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!rows[i].snap)
+			continue;
+		if (!head) {
+			family(out, "tern_kubernetes_snapshot_age_seconds", "gauge",
+			       "Seconds since the cluster snapshot answering queries was "
+			       "published.");
+			head = true;
+		}
+		uint64_t pub = tern_cluster_published_ms(rows[i].snap);
+		fputs("tern_kubernetes_snapshot_age_seconds{", out);
+		put_source(out, &rows[i]);
+		fprintf(out, "} %.3f\n", now > pub ? (double)(now - pub) / 1e3 : 0.0);
+	}
+	family(out, "tern_kubernetes_synced", "gauge",
+	       "1 once every watched kind was listed completely and published, else 0.");
+	for (size_t i = 0; i < n; i++) {
+		fputs("tern_kubernetes_synced{", out);
+		put_source(out, &rows[i]);
+		fprintf(out, "} %d\n", rows[i].snap && tern_cluster_synced(rows[i].snap));
+	}
+	head = false;
+	for (size_t i = 0; i < n; i++) {
+		if (!rows[i].snap)
+			continue;
+		if (!head) {
+			family(out, "tern_kubernetes_objects", "gauge",
+			       "Objects in the published cluster snapshot, by kind.");
+			head = true;
+		}
+		struct tern_cluster_counts c;
+		tern_cluster_counts(rows[i].snap, &c);
+		const struct {
+			const char *kind;
+			size_t v;
+		} kinds[] = {
+			{ "services", c.services }, { "endpoints", c.endpoints },
+			{ "namespaces", c.namespaces }, { "pods", c.pods },
+		};
+		for (unsigned k = 0; k < TERN_ARRAY_LEN(kinds); k++) {
+			fputs("tern_kubernetes_objects{", out);
+			put_source(out, &rows[i]);
+			fprintf(out, ",kind=\"%s\"} %zu\n", kinds[k].kind, kinds[k].v);
+		}
+	}
+}
+
+static void render_labelled(FILE *out, const struct row *rows, size_t n)
+{
+	static const char *const classes[] = { "error", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	_Static_assert(TERN_ARRAY_LEN(classes) ==
+	               TERN_ARRAY_LEN(((struct tern_cluster_source_stats *)0)->api_requests),
+	               "one label per api_requests class");
+	family(out, "tern_kubernetes_relists_total", "counter",
+	       "Lists started over from scratch, by reason: gone (410, resourceVersion too "
+	       "old) or error (an error event, garbage or a failed apply).");
+	for (size_t i = 0; i < n; i++) {
+		fputs("tern_kubernetes_relists_total{", out);
+		put_source(out, &rows[i]);
+		fprintf(out, ",reason=\"gone\"} %" PRIu64 "\n", rows[i].st.relists_gone);
+		fputs("tern_kubernetes_relists_total{", out);
+		put_source(out, &rows[i]);
+		fprintf(out, ",reason=\"error\"} %" PRIu64 "\n", rows[i].st.relists_error);
+	}
+	family(out, "tern_kubernetes_api_requests_total", "counter",
+	       "Requests to the Kubernetes API finished, by HTTP status class "
+	       "(error: no HTTP status, e.g. connection refused or timed out).");
+	for (size_t i = 0; i < n; i++) {
+		for (unsigned c = 0; c < TERN_ARRAY_LEN(classes); c++) {
+			fputs("tern_kubernetes_api_requests_total{", out);
+			put_source(out, &rows[i]);
+			fprintf(out, ",code=\"%s\"} %" PRIu64 "\n", classes[c],
+			        rows[i].st.api_requests[c]);
+		}
+	}
+}
+
+void tern_cluster_sources_render(FILE *out)
+{
+	pthread_mutex_lock(&sources_lock);
+	size_t n = 0;
+	for (const struct tern_cluster_source *s = sources; s; s = s->next)
+		n++;
+	struct row *rows = n ? calloc(n, sizeof(rows[0])) : NULL;
+	if (n && !rows) {
+		pthread_mutex_unlock(&sources_lock);
+		return;
+	}
+	size_t i = 0;
+	for (struct tern_cluster_source *s = sources; s; s = s->next, i++) {
+		rows[i].src = s;
+		rows[i].snap = TERN_RCU_DEREF(s->current);
+		stats_copy(&rows[i].st, &s->stats);
+		for (size_t j = 0; j < i; j++) {
+			if (same_label(&rows[j].src->conf, &s->conf))
+				rows[i].dup = rows[j].dup = true;
+		}
+	}
+	if (n || ld(&prog.count))
+		render_programming(out);
+	if (n) {
+		render_build(out, rows, n);
+		render_state(out, rows, n);
+		render_counter(out, rows, n, "tern_kubernetes_snapshots_total",
+		               "Cluster snapshots published.",
+		               offsetof(struct tern_cluster_source_stats, snapshots));
+		render_counter(out, rows, n, "tern_kubernetes_watch_restarts_total",
+		               "Watch streams that ended (server timeout, cut, garbage) and "
+		               "were resumed from the last resourceVersion.",
+		               offsetof(struct tern_cluster_source_stats, watch_restarts));
+		render_counter(out, rows, n, "tern_kubernetes_decode_errors_total",
+		               "Garbage, truncated or unexpected JSON from the API that was "
+		               "dropped.",
+		               offsetof(struct tern_cluster_source_stats, decode_errors));
+		render_labelled(out, rows, n);
+	}
+	pthread_mutex_unlock(&sources_lock);
+	free(rows);
 }

@@ -6,13 +6,28 @@
  * one source, so a reload does not relist); the daemon starts one watcher thread
  * (kube/) per source and stops it when no instance uses the source any more.
  * Thread: get/put/foreach/reap: loader; snapshot: workers (RCU read side);
- * publish: the source's watcher.
+ * publish: the source's watcher; render: the metrics scrape (any, RCU read side).
+ *
+ * Locking: the registry list is changed only by the loader, and read by the loader and
+ * by tern_cluster_sources_render() on the HTTP thread. A mutex (control plane only,
+ * never taken on the query path) orders the two: get/put/reap take it to change the
+ * list or refs, foreach to read each link, render for its whole walk. Render runs
+ * while its thread is an online RCU reader, so nobody may wait for a grace period
+ * while holding the mutex (liburcu, "Interaction with mutexes"): a watcher publishing
+ * calls tern_rcu_synchronize(), which waits for that reader, which may be waiting for
+ * the mutex. Hence reap only unlinks unused sources under the mutex, then calls
+ * stop() (which joins the watcher) and frees them after releasing it; render can no
+ * longer reach an unlinked source, and one that started before the unlink finished
+ * before the unlink could take the mutex. For the same reason foreach calls @p fn
+ * without the mutex (kube_stop_all's callback joins watchers); that is safe because
+ * only the loader, the caller itself, unlinks or frees sources.
  */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct tern_cluster;
 
@@ -75,3 +90,16 @@ void tern_cluster_sources_foreach(void (*fn)(struct tern_cluster_source *src, vo
  * joins its watcher there; NULL when none can be running). Loader.
  */
 void tern_cluster_sources_reap(void (*stop)(struct tern_cluster_source *src));
+
+/**
+ * Write the Prometheus text exposition of every registered source to @p out:
+ * coredns_kubernetes_dns_programming_duration_seconds{service_kind} (process-wide, as
+ * in CoreDNS) and Tern's tern_kubernetes_* families, one series per source with the
+ * label source="<endpoint URL>", "kubeconfig:<path>[?context=<name>]" or "in-cluster"
+ * (plus "#<hash of all settings>" when several sources share that name). Writes
+ * nothing when no source is registered and nothing was observed.
+ * Thread: any registered RCU reader, online (snapshots are read with TERN_RCU_DEREF);
+ * takes the registry mutex, so never call it while holding anything a watcher or the
+ * loader waits for.
+ */
+void tern_cluster_sources_render(FILE *out);

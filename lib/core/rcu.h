@@ -39,15 +39,21 @@ static inline void tern_rcu_synchronize(void)
 	urcu_qsbr_synchronize_rcu();
 	__tsan_acquire(&tern_rcu_tsan_token);
 }
+/* Going offline is a quiescent state too (readers online only around a read). */
+static inline void tern_rcu_offline(void)
+{
+	__tsan_release(&tern_rcu_tsan_token);
+	urcu_qsbr_thread_offline();
+}
 #else
 #define TERN_RCU_DEREF(p)        rcu_dereference(p)
 #define TERN_RCU_XCHG(pp, v)     rcu_xchg_pointer((pp), (v))
 #define TERN_RCU_SET(pp, v)      rcu_set_pointer((pp), (v))
 static inline void tern_rcu_quiescent(void) { urcu_qsbr_quiescent_state(); }
 static inline void tern_rcu_synchronize(void) { urcu_qsbr_synchronize_rcu(); }
+static inline void tern_rcu_offline(void)    { urcu_qsbr_thread_offline(); }
 #endif
 
 static inline void tern_rcu_register(void)   { urcu_qsbr_register_thread(); }
 static inline void tern_rcu_unregister(void) { urcu_qsbr_unregister_thread(); }
 static inline void tern_rcu_online(void)     { urcu_qsbr_thread_online(); }
-static inline void tern_rcu_offline(void)    { urcu_qsbr_thread_offline(); }

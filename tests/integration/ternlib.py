@@ -1044,3 +1044,91 @@ def zone_server(extra_blocks=(), file_plugins=None):
     t = Ternd({"servers": servers},
               files={"example.org.zone": org, "example.net.zone": net})
     return t.start()
+
+
+# ---------------------------------------------------------------------------
+# The fake Kubernetes API server (tools/fake-apiserver)
+
+FAKE_APISERVER = os.path.join(SOURCE_ROOT, "tools", "fake-apiserver", "fake_apiserver.py")
+DEMO_FIXTURE = os.path.join(SOURCE_ROOT, "tools", "fake-apiserver", "demo.json")
+
+
+class FakeApi(Server):
+    """fake_apiserver.py on a loopback port, driven through its /_control/ endpoints.
+
+    start() picks a free port (port 0) and reads the printed URL; restart() (after
+    kill() or stop()) comes back on the same port so a watcher can reconnect."""
+
+    name = "fakeapi"
+
+    def __init__(self, fixtures=(DEMO_FIXTURE,), args=()):
+        super().__init__()
+        self.fixtures = list(fixtures)
+        self.args = list(args)
+        self.url = None
+        self.addr = None
+
+    def start(self, wait=True, listen="127.0.0.1:0", args=None):
+        argv = [sys.executable, FAKE_APISERVER, "--listen", listen]
+        for f in self.fixtures:
+            argv += ["--fixture", f]
+        argv += self.args if args is None else list(args)
+        try:
+            offset = os.path.getsize(self.log_path)
+        except OSError:
+            offset = 0
+        self._spawn(argv)
+
+        def url():
+            if not self.running():
+                raise AssertionError(f"fake API server exited with {self.proc.returncode}:\n"
+                                     + self.log_text())
+            m = re.search(r"^listening (https?://(\S+))$", self.log_text()[offset:], re.M)
+            return m and m.groups()
+        self.url, self.addr = wait_for(url, 15, 0.02, "the fake API server to listen")
+        return self
+
+    def restart(self, args=None):
+        """Start again on the same address (the old process must be gone)."""
+        self.stop()
+        return self.start(listen=self.addr, args=args)
+
+    def kill(self):
+        return self.stop(timeout=0, sig=signal.SIGKILL)
+
+    def request(self, method, path, body=None, timeout=10.0):
+        """One HTTP(S) request to the server; return (status, parsed JSON or text)."""
+        host, port = self.addr.rsplit(":", 1)
+        if self.url.startswith("https:"):
+            import ssl
+            conn = http.client.HTTPSConnection(host.strip("[]"), int(port), timeout=timeout,
+                                               context=ssl._create_unverified_context())
+        else:
+            conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=timeout)
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            conn.request(method, path, body=data,
+                         headers={"Content-Type": "application/json"} if data else {})
+            r = conn.getresponse()
+            text = r.read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+        try:
+            return r.status, json.loads(text)
+        except ValueError:
+            return r.status, text
+
+    def control(self, what, body=None, method="POST"):
+        """/_control/<what>; raises unless 200."""
+        status, out = self.request(method, "/_control/" + what, body)
+        eq(status, 200, f"/_control/{what} status ({out})")
+        return out
+
+    def apply(self, objs):
+        return self.control("apply", objs)
+
+    def delete(self, kind, name, namespace="default"):
+        return self.control("delete", {"kind": kind, "namespace": namespace, "name": name})
+
+    def stats(self):
+        return self.control("stats", method="GET")
