@@ -181,8 +181,13 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *conn)
 	tern_stats_render(out);   /* offline: takes the stats registry mutex */
 	reader_enter();
 	const struct tern_view *v = TERN_RCU_DEREF(tern_view_root);
-	if (v)
+	if (v) {
 		render_plugins_enabled(out, v);
+		for (size_t p = 0; p < tern_plugins_count; p++) {
+			if (tern_plugins[p]->metrics)
+				tern_plugins[p]->metrics(out, v, (unsigned)p);
+		}
+	}
 	tern_cluster_sources_render(out);   /* online: reads each source's snapshot */
 	tern_rcu_offline();
 	if (fclose(out) != 0) {

@@ -25,14 +25,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdio.h>
+
 struct tern_req;
 struct tern_diag;
 struct tern_server;
+struct tern_view;
 
 enum tern_verdict {
 	TERN_NEXT = 0, /**< not mine (or fallthrough): run the next plugin */
 	TERN_DONE,     /**< req->answer is complete: run answer hooks, send */
 	TERN_DROP,     /**< send nothing */
+	TERN_PARK,     /**< waiting on lib/engine/io.h (tern_io_forward was called): no answer yet */
 	TERN_FAIL,     /**< internal error: the engine answers SERVFAIL and counts it */
 };
 
@@ -66,6 +70,12 @@ struct tern_plugin {
 	void (*maintain)(struct tern_plugin_inst *pi);
 	/** Control plane: false while the plugin cannot yet answer (feeds /ready). */
 	bool (*ready)(const struct tern_plugin_inst *pi);
+	/**
+	 * Metrics scrape (HTTP thread, RCU read side): write this plugin's Prometheus
+	 * families (HELP/TYPE once) for its instances in @p view, whose registry index is
+	 * @p plugin_id. Counters shared with workers are read with relaxed loads.
+	 */
+	void (*metrics)(FILE *out, const struct tern_view *view, unsigned plugin_id);
 
 	/** Data plane: answer, pass (TERN_NEXT), drop or fail. */
 	enum tern_verdict (*query)(struct tern_req *req, const struct tern_plugin_inst *pi);

@@ -14,6 +14,8 @@
 
 struct tern_server;
 struct tern_view;
+struct tern_io;
+struct tern_resume;
 
 enum tern_proto {
 	TERN_PROTO_UDP = 0,
@@ -40,12 +42,24 @@ struct tern_req {
 	unsigned worker_id;
 	knot_mm_t *mm;                     /**< per-packet arena: allocations die with the packet */
 
+	/* Asynchronous work (lib/engine/io.h); NULL/false where the transport has none. */
+	struct tern_io *io;                /**< the worker's services */
+	const struct tern_resume *resume;  /**< set when a parked request is re-run */
+	bool refresh;                      /**< a background refresh: no client is waiting */
+
 	/* The answer (built by plugins). */
 	knot_pkt_t *answer;                /**< over the TX buffer; question already copied */
 	uint16_t max_size;                 /**< what the client can take (UDP: EDNS size or 512) */
 	bool truncated;                    /**< an RRset did not fit: the engine sends TC */
 	unsigned plugin_id;                /**< who answered (metrics "plugin" label) */
 	bool answered;                     /**< a plugin set plugin_id */
+	/**
+	 * Raw answers: a plugin that wrote a complete message (without OPT) into
+	 * answer->wire sets its length here instead of building through knot_pkt (a cache
+	 * hit). The engine then sets the ID, copies the question with the client's case,
+	 * truncates if needed and adds the OPT record.
+	 */
+	uint16_t raw_len;
 };
 
 /** The lowercased question name as a NUL-terminated presentation string, for logs. */
