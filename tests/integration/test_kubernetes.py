@@ -9,7 +9,11 @@ ExternalName, PTR v4/v6, dns-version, SOA/NS, the NXDOMAIN/NODATA table with the
 TTL = ttl, pods insecure, case, AA); API changes reaching answers, with the latency from
 the API event to the answer measured over 50 events (p50/p99 printed); /ready and
 SERVFAIL before the first sync; a kubeconfig with a token and an inline CA against the
-server over HTTPS, and a wrong token; a dnsperf run while services are republished.
+server over HTTPS, and a wrong token; a rotated tokenFile; a reload that keeps the watch;
+slices that move between services, orphan slices, namespace deletion; TC for a big
+headless service; in-zone ExternalName; namespaces/pods verified/endpoint_pod_names/
+ignore_empty_service; a 3000-service cluster listed in pages and compared with the API;
+a dnsperf run while services are republished.
 Faults (cuts, garbage, 410, errors, stalls, a dead API server) are in
 test_kubernetes_resilience.py. Tern-only: skipped as a whole under TERN_TARGET=knotd.
 """
@@ -329,6 +333,37 @@ def test_updates_visible():
     wait_for(lambda: ask(f"lonely.svc.{ZONE}", "A").rcode_name == "NXDOMAIN", 2, 0.005,
              "deleted namespace")
     positive(svc("web"), "A", ["10.96.100.10"])   # the rest is intact
+
+
+def test_slice_moves_orphans_and_namespace_delete():
+    api = S["api"]
+    api.apply([namespace("tmp"), service("a", "tmp", headless=True),
+               service("b", "tmp", headless=True),
+               slice_("a", "tmp", [("10.249.0.1", "h1", True)], "s1")])
+    wait_for(lambda: a_of(svc("a", "tmp")) == ("NOERROR", ("10.249.0.1",)), 2, 0.005, "a")
+    negative(svc("b", "tmp"), "A", "NXDOMAIN")
+    # the slice is relabelled to service b: its endpoints move
+    moved = slice_("b", "tmp", [("10.249.0.1", "h1", True)], "s1")
+    moved["metadata"]["name"] = "a-s1"
+    api.apply(moved)
+    wait_for(lambda: a_of(svc("b", "tmp")) == ("NOERROR", ("10.249.0.1",)), 2, 0.005,
+             "b after the move")
+    negative(svc("a", "tmp"), "A", "NXDOMAIN")
+    positive(rev4("10.249.0.1"), "PTR", ["h1." + svc("b", "tmp")])
+    # service b deleted, its slice stays: no names and no PTR; b back: endpoints back
+    api.delete("Service", "b", "tmp")
+    wait_for(lambda: a_of(svc("b", "tmp"))[0] == "NXDOMAIN", 2, 0.005, "b deleted")
+    negative(rev4("10.249.0.1"), "PTR", "NXDOMAIN")
+    negative("h1." + svc("b", "tmp"), "A", "NXDOMAIN")
+    api.apply(service("b", "tmp", headless=True))
+    wait_for(lambda: a_of(svc("b", "tmp")) == ("NOERROR", ("10.249.0.1",)), 2, 0.005,
+             "b re-created over its slice")
+    positive("h1." + svc("b", "tmp"), "A", ["10.249.0.1"])
+    # deleting the namespace deletes what is in it
+    api.delete("Namespace", "tmp")
+    wait_for(lambda: ask(f"tmp.svc.{ZONE}").rcode_name == "NXDOMAIN", 2, 0.005, "tmp gone")
+    negative(svc("b", "tmp"), "A", "NXDOMAIN")
+    negative(rev4("10.249.0.1"), "PTR", "NXDOMAIN")
 
 
 def test_big_headless_truncates_over_udp():

@@ -10,8 +10,11 @@ compaction while the watcher is away gives 410 and a relist that removes what wa
 deleted in the gap (even when the first relist body is garbage); 500s are retried
 with backoff; a stall is waited out; the API server killed and restarted (with a
 higher --start-rv, and with a lower one, which the watch answers with 504
-ResourceVersionTooLarge) is relisted. All the while a monitor thread queries two
-names every 5 ms: an outage must never turn them into NXDOMAIN, SERVFAIL or silence.
+ResourceVersionTooLarge) is relisted; bookmarks keep a quiet watch resumable past a
+short history. The faults show in ternd's tern_kubernetes_* metrics. The server splits
+watch chunks into 37-byte pieces and sends bookmarks every second. All the while a
+monitor thread queries two names every 5 ms: an outage must never turn them into
+NXDOMAIN, SERVFAIL or silence.
 """
 
 import os
@@ -21,8 +24,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ternlib import (TERND, FakeApi, Skip, check, eq, is_knotd, query,  # noqa: E402
-                     run_tests, wait_for)
+from ternlib import (TERND, FakeApi, Skip, check, eq, is_knotd, metric_sum,  # noqa: E402
+                     query, run_tests, wait_for)
 from test_kubernetes import (ZONE, a_of, kube_config, negative, positive,  # noqa: E402
                              service, slice_, start_ternd, svc)
 
@@ -101,6 +104,10 @@ def bump(timeout=5.0, what="an update after the fault"):
     return name
 
 
+def metric(name, **labels):
+    return metric_sum(t().metrics(), name, **labels)
+
+
 def counter(stats, key, resource=None):
     v = stats.get(key, 0)
     if isinstance(v, dict):
@@ -150,6 +157,7 @@ def test_garbage_in_watch():
               counter(before, "watches_started", "services"), "the services watch restarted")
         eq(after.get("pending_faults"), [], "the fault was used")
     check(t().running(), "ternd is alive")
+    check(metric("tern_kubernetes_decode_errors_total") >= 1, "decode errors counted")
     positive(svc("api", "shop"), "A", ["10.96.200.10"], t())
     R["mon"].check_clean()
 
@@ -187,6 +195,8 @@ def test_compaction_gap_relists():
     check(counter(after, "lists") >= counter(before, "lists") + WATCHED + 1,
           f"every kind relisted, services twice: {before.get('lists')} -> {after.get('lists')}")
     check(re.search(r"too old, relisting", t().log_text()), "ternd logs the 410 relist")
+    check(metric("tern_kubernetes_relists_total", reason="gone") >= WATCHED,
+          "410 relists counted")
     for n in range(1, R["n"] + 1):     # nothing else was lost
         positive(svc(f"probe-{n}"), "A", [f"10.96.160.{n}"], t())
     bump(what="an update after the relist")
@@ -203,6 +213,7 @@ def test_errors_back_off_then_recover():
     codes = api().stats()["responses_by_code"]
     eq(int(codes.get("500", 0)), 6, f"500s served ({codes})")
     check("HTTP 500" in t().log_text(), "ternd logs the 500s")
+    check(metric("tern_kubernetes_api_requests_total", code="5xx") >= 6, "500s counted")
     api().control("fail?code=429&count=1&resource=endpointslices")
     api().control("cut?resource=endpointslices")
     api().apply(slice_("web", "demo", ["10.253.1.1"], "after429"))
