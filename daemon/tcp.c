@@ -27,6 +27,9 @@ struct tcp_conn {
 	struct sockaddr_storage peer;
 	uint64_t deadline_ms;           /* moved only by complete messages (slowloris) */
 	bool closing;                   /* peer closed its side: close once flushed */
+	bool failed;                    /* shut down by a reply or sweep: close at next event */
+	uint32_t slot, gen;             /* identity for parked queries (tcp_reply) */
+	unsigned parked;                /* queries waiting on upstream io */
 	uint8_t *out;
 	size_t out_len, out_off, out_cap;
 	uint32_t rx_len;
@@ -37,13 +40,30 @@ struct tcp_state {
 	struct worker_tcp_limits lim;
 	struct tcp_conn *head;
 	unsigned nconns;
+	/* Connection slots (max_conns) and their generations, for tcp_reply(). */
+	struct tcp_conn **slots;
+	uint32_t *gens;
+	uint32_t *free_slots;
+	unsigned nfree;
 };
 
 struct tcp_state *tcp_state_new(const struct worker_tcp_limits *lim)
 {
 	struct tcp_state *ts = calloc(1, sizeof(*ts));
-	if (ts)
-		ts->lim = *lim;
+	if (!ts)
+		return NULL;
+	ts->lim = *lim;
+	unsigned n = lim->max_conns ? lim->max_conns : 1;
+	ts->slots = calloc(n, sizeof(ts->slots[0]));
+	ts->gens = calloc(n, sizeof(ts->gens[0]));
+	ts->free_slots = calloc(n, sizeof(ts->free_slots[0]));
+	if (!ts->slots || !ts->gens || !ts->free_slots) {
+		tcp_state_free(ts);
+		return NULL;
+	}
+	for (unsigned i = 0; i < n; i++)
+		ts->free_slots[i] = n - 1 - i;
+	ts->nfree = n;
 	return ts;
 }
 
@@ -58,6 +78,9 @@ static void conn_close(struct worker *w, struct tcp_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	ts->nconns--;
+	ts->slots[c->slot] = NULL;
+	ts->gens[c->slot]++;
+	ts->free_slots[ts->nfree++] = c->slot;
 	tern_stats_tcp_open(w->stats, -1);
 	free(c->out);
 	free(c);
@@ -74,6 +97,9 @@ void tcp_state_free(struct tcp_state *ts)
 		free(c->out);
 		free(c);
 	}
+	free(ts->slots);
+	free(ts->gens);
+	free(ts->free_slots);
 	free(ts);
 }
 
@@ -107,7 +133,8 @@ void tcp_accept(struct worker *w, struct ep_item *it)
 		int fd = accept4(it->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0)
 			return;   /* EAGAIN, or an aborted connection: nothing to do */
-		if (ts->nconns >= ts->lim.max_conns || over_client_cap(ts, &peer)) {
+		if (ts->nconns >= ts->lim.max_conns || ts->nfree == 0 ||
+		    over_client_cap(ts, &peer)) {
 			close(fd);
 			tern_stats_event(w->stats, TERN_STATS_TCP_REFUSED);
 			continue;
@@ -131,6 +158,9 @@ void tcp_accept(struct worker *w, struct ep_item *it)
 			free(c);
 			continue;
 		}
+		c->slot = ts->free_slots[--ts->nfree];
+		c->gen = ts->gens[c->slot];
+		ts->slots[c->slot] = c;
 		c->next = ts->head;
 		if (ts->head)
 			ts->head->prev = c;
@@ -207,7 +237,10 @@ static int conn_process(struct worker *w, struct tcp_conn *c)
 		.arena = &w->arena,
 		.mm = &w->mm,
 		.stats = w->stats,
+		.io = w->io,
 	};
+	w->cur_ctx = &ctx;
+	w->cur_conn = c;
 	uint32_t off = 0;
 	while (c->rx_len - off >= 2) {
 		uint32_t mlen = ((uint32_t)c->rx[off] << 8) | c->rx[off + 1];
@@ -235,7 +268,7 @@ static int conn_process(struct worker *w, struct tcp_conn *c)
 void tcp_conn_event(struct worker *w, struct ep_item *it, uint32_t events)
 {
 	struct tcp_conn *c = (struct tcp_conn *)it;
-	if (events & EPOLLERR)
+	if (c->failed || (events & EPOLLERR))
 		goto close;
 	if ((events & EPOLLOUT) && conn_flush(w, c) != 0)
 		goto close;
@@ -260,10 +293,11 @@ void tcp_conn_event(struct worker *w, struct ep_item *it, uint32_t events)
 		}
 	}
 	if (c->closing) {
-		if (c->out_off == c->out_len)
+		bool flushed = c->out_off == c->out_len;
+		if (flushed && c->parked == 0)
 			goto close;
-		/* Half-closed with answers still queued: wait for writability only. */
-		struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = &c->it };
+		/* Half-closed with answers queued or parked: wait for writability only. */
+		struct epoll_event ev = { .events = flushed ? 0 : EPOLLOUT, .data.ptr = &c->it };
 		if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->it.fd, &ev) != 0)
 			goto close;
 	}
@@ -272,15 +306,55 @@ close:
 	conn_close(w, c);
 }
 
+/*
+ * Close from outside the connection's own event (the sweep, a parked answer): an
+ * event for it may still be pending in this turn's batch, so shut it down and let
+ * that event (EPOLLHUP is always reported) free it.
+ */
+static void conn_fail(struct tcp_conn *c)
+{
+	c->failed = true;
+	shutdown(c->it.fd, SHUT_RDWR);
+}
+
 void tcp_sweep(struct worker *w)
 {
-	struct tcp_conn *c = w->tcp_state->head;
-	while (c) {
-		struct tcp_conn *next = c->next;
-		if (w->now_ms > c->deadline_ms) {
+	for (struct tcp_conn *c = w->tcp_state->head; c; c = c->next) {
+		if (!c->failed && c->parked == 0 && w->now_ms > c->deadline_ms) {
 			tern_stats_event(w->stats, TERN_STATS_TCP_TIMEOUT);
-			conn_close(w, c);
+			conn_fail(c);
 		}
-		c = next;
 	}
+}
+
+void tcp_park(struct worker *w, struct tcp_conn *c, uint32_t *slot, uint32_t *gen)
+{
+	(void)w;
+	c->parked++;
+	*slot = c->slot;
+	*gen = c->gen;
+}
+
+int tcp_reply(struct worker *w, uint32_t slot, uint32_t gen, uint8_t *msg, size_t len)
+{
+	struct tcp_state *ts = w->tcp_state;
+	if (slot >= ts->lim.max_conns || ts->gens[slot] != gen || !ts->slots[slot])
+		return -ENOENT;
+	struct tcp_conn *c = ts->slots[slot];
+	if (c->parked > 0)
+		c->parked--;
+	if (c->failed)
+		return -EIO;
+	c->deadline_ms = w->now_ms + ts->lim.idle_ms;
+	if (len > 0) {
+		msg[0] = (uint8_t)(len >> 8);
+		msg[1] = (uint8_t)len;
+		if (conn_send(w, c, msg, len + 2) != 0) {
+			conn_fail(c);
+			return -EIO;
+		}
+	}
+	if (c->closing && c->parked == 0 && c->out_off == c->out_len)
+		conn_fail(c);   /* the client half-closed and has every answer now */
+	return 0;
 }

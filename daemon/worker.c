@@ -17,6 +17,7 @@
 
 #include "daemon/listener.h"
 #include "daemon/tcp.h"
+#include "daemon/upstream.h"
 #include "lib/core/log.h"
 #include "lib/core/parse.h"
 #include "lib/core/rcu.h"
@@ -36,8 +37,7 @@ static int ep_add(struct worker *w, struct ep_item *it, uint32_t events)
 	return epoll_ctl(w->epfd, EPOLL_CTL_ADD, it->fd, &ev) == 0 ? 0 : -errno;
 }
 
-/* For replies on a wildcard socket: turn the received packet info into a source. */
-static size_t reply_control(struct msghdr *rx)
+size_t worker_reply_control(struct msghdr *rx)
 {
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(rx); c; c = CMSG_NXTHDR(rx, c)) {
 		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
@@ -103,7 +103,9 @@ static int udp_batch(struct worker *w, const struct ep_item *it)
 		.arena = &w->arena,
 		.mm = &w->mm,
 		.stats = w->stats,
+		.io = w->io,
 	};
+	w->cur_ctx = &ctx;
 	unsigned out = 0;
 	for (int i = 0; i < n; i++) {
 		struct msghdr *rx = &w->rx[i].msg_hdr;
@@ -123,7 +125,7 @@ static int udp_batch(struct worker *w, const struct ep_item *it)
 			.msg_iov = &w->tx_iov[out],
 			.msg_iovlen = 1,
 			.msg_control = it->pktinfo ? rx->msg_control : NULL,
-			.msg_controllen = it->pktinfo ? reply_control(rx) : 0,
+			.msg_controllen = it->pktinfo ? worker_reply_control(rx) : 0,
 		};
 		out++;
 	}
@@ -184,12 +186,21 @@ static void *worker_main(void *arg)
 				if (read(it->fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 					tern_warn("worker %u, timer read failed (%s)", w->id, strerror(errno));
 				tcp_sweep(w);
+				upstream_tick(w->io);
 				break;
 			}
+			case EP_UP_UDP:
+			case EP_UP_TCP:
+			case EP_UP_TIMER:
+				upstream_event(w->io, it, events[i].events);
+				break;
 			case EP_STOP:
 				break;
 			}
 		}
+		if (w->io_turn_work && w->view)
+			upstream_turn_end(w->io);
+		w->cur_ctx = NULL;
 		w->view = NULL;
 		tern_rcu_quiescent();
 	}
@@ -265,6 +276,7 @@ static void worker_free(struct worker *w)
 		close(w->stop_item.fd);
 	if (w->timer_item.fd >= 0)
 		close(w->timer_item.fd);
+	upstream_free(w->io);
 	if (w->epfd >= 0)
 		close(w->epfd);
 	tcp_state_free(w->tcp_state);
@@ -300,6 +312,8 @@ int worker_new(unsigned id, const struct tern_view *view, const struct worker_tc
 		goto fail;
 	tern_arena_init(&w->arena, w->arena_buf, WORKER_ARENA, &w->mm);
 	udp_init_rx(w);
+	if ((ret = upstream_new(w, &w->io)) != 0)
+		goto fail;
 
 	w->stop_item.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	w->timer_item.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

@@ -4,6 +4,8 @@
  * TCP listener per listen address, preallocated batch buffers (recvmmsg/sendmmsg), a
  * per-packet arena and a statistics row. It is a QSBR reader: offline while blocked
  * in epoll_wait, online while it handles a turn, quiescent at the end of each turn.
+ * Its io layer (daemon/upstream.c) sends forwarded queries and resumes parked
+ * requests from the same loop.
  * Thread: the struct is created and destroyed by main; the loop runs on the worker.
  */
 #pragma once
@@ -21,7 +23,12 @@
 #define WORKER_ARENA        (256 * 1024)
 
 /** What an epoll event refers to (first member of every registered object). */
-enum ep_kind { EP_UDP, EP_TCP_LISTEN, EP_TCP_CONN, EP_STOP, EP_TIMER };
+enum ep_kind {
+	EP_UDP, EP_TCP_LISTEN, EP_TCP_CONN, EP_STOP, EP_TIMER,
+	EP_UP_UDP,     /**< an upstream query's own UDP socket (upstream.c) */
+	EP_UP_TCP,     /**< a pooled upstream TCP connection (upstream.c) */
+	EP_UP_TIMER,   /**< upstream deadlines and health probes (upstream.c) */
+};
 
 struct ep_item {
 	enum ep_kind kind;
@@ -31,7 +38,10 @@ struct ep_item {
 };
 
 struct tcp_state;
+struct tcp_conn;
 struct tern_stats_row;
+struct tern_io;
+struct tern_query_ctx;
 
 struct worker {
 	unsigned id;
@@ -52,6 +62,15 @@ struct worker {
 
 	struct tern_stats_row *stats;
 	struct tcp_state *tcp_state;
+	struct tern_io *io;     /**< upstream queries and parked requests (upstream.c) */
+	bool io_turn_work;      /**< io has work for the end of this turn (upstream_turn_end) */
+	/*
+	 * The transport's current query context, for tern_io_forward()/refresh() to find
+	 * the client: set once per UDP batch (the client is ctx->src, an entry of peer[])
+	 * and once per TCP read (cur_conn). Valid only inside tern_process().
+	 */
+	const struct tern_query_ctx *cur_ctx;
+	struct tcp_conn *cur_conn;
 	struct tern_arena arena;
 	knot_mm_t mm;
 	uint8_t *arena_buf;
@@ -86,3 +105,9 @@ int worker_new(unsigned id, const struct tern_view *view, const struct worker_tc
 int worker_start(struct worker *w);
 /** Ask to stop, join (if started), close and free. NULL is a no-op. */
 void worker_stop(struct worker *w);
+
+/**
+ * Turn the packet info received with a query on a wildcard socket (@p msg's control)
+ * into the source of the reply. @return the control length to send, 0 for none.
+ */
+size_t worker_reply_control(struct msghdr *msg);

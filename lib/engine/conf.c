@@ -33,10 +33,13 @@
 #include "lib/core/parse.h"
 /* One include per line of plugins.def: each declares struct tern_<name>_conf and
  * tern_<name>_conf_fields, which the plugins mapping below needs at compile time. */
+#include "lib/plugins/cache/cache.h"
 #include "lib/plugins/errors/errors.h"
 #include "lib/plugins/file/file.h"
+#include "lib/plugins/forward/forward.h"
 #include "lib/plugins/hosts/hosts.h"
 #include "lib/plugins/kubernetes/kubernetes.h"
+#include "lib/plugins/local/local.h"
 #include "lib/plugins/log/log.h"
 
 #define CONF_MAX_BYTES   (16u << 20) /* a config larger than this is a mistake */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Query processing: from raw query bytes to the answer bytes (process.h).
+ * Query processing: from raw query bytes to the answer bytes (process.h), including
+ * parked requests (TERN_PARK), their re-runs and raw answers.
  * Hot path: no malloc, no locks, no blocking.
  */
 #include "lib/engine/process.h"
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/core/attr.h"
 #include "lib/core/stats.h"
 #include "lib/dns/answer.h"
 
@@ -125,29 +127,114 @@ static void run_answer_hooks(struct tern_req *req, size_t ran)
 	}
 }
 
+/*
+ * A raw answer (req->raw_len, see req.h) finished in place: the query's ID, RD and CD,
+ * QR, the question with the client's case, truncation to the question with TC when
+ * it does not fit, and the OPT record. @return 0, or -1 when the message is unusable.
+ */
+static int answer_raw(struct tern_req *req)
+{
+	knot_pkt_t *ans = req->answer;
+	uint8_t *wire = ans->wire;
+	const uint8_t *q = req->query->wire;
+	size_t qsec = knot_pkt_question_size(req->query);
+	size_t head = KNOT_WIRE_HEADER_SIZE + qsec;
+	size_t opt = req->has_edns ? 11 : 0;
+	size_t avail = req->raw_len < ans->max_size ? req->raw_len : ans->max_size;
+	if (req->raw_len < head || head > avail || knot_wire_get_qdcount(wire) != 1 ||
+	    knot_dname_wire_check(wire + KNOT_WIRE_HEADER_SIZE, wire + avail, NULL) !=
+	    (int)(qsec - 4))
+		return -1;
+	size_t len = req->raw_len;
+	if (len + opt > ans->max_size) {
+		len = head;
+		knot_wire_set_tc(wire);
+		knot_wire_set_ancount(wire, 0);
+		knot_wire_set_nscount(wire, 0);
+		knot_wire_set_arcount(wire, 0);
+		req->truncated = true;
+	}
+	memcpy(wire + KNOT_WIRE_HEADER_SIZE, q + KNOT_WIRE_HEADER_SIZE, qsec);
+	knot_wire_set_id(wire, knot_wire_get_id(q));
+	knot_wire_set_qr(wire);
+	if (knot_wire_get_rd(q))
+		knot_wire_set_rd(wire);
+	else
+		knot_wire_clear_rd(wire);
+	if (knot_wire_get_cd(q))
+		knot_wire_set_cd(wire);
+	else
+		knot_wire_clear_cd(wire);
+	if (opt) {
+		/* Root owner, type OPT, our payload size, ext-RCODE 0, version 0, DO, no RDATA. */
+		uint8_t *o = wire + len;
+		o[0] = 0;
+		knot_wire_write_u16(o + 1, KNOT_RRTYPE_OPT);
+		knot_wire_write_u16(o + 3, TERN_UDP_MAX_PAYLOAD);
+		o[5] = 0;
+		o[6] = 0;
+		o[7] = req->dnssec_ok ? 0x80 : 0;
+		o[8] = 0;
+		knot_wire_write_u16(o + 9, 0);
+		knot_wire_set_arcount(wire, knot_wire_get_arcount(wire) + 1);
+	}
+	req->raw_len = (uint16_t)len;
+	ans->size = len + opt;
+	return 0;
+}
+
+/* answer_query() result: the request waits on io (TERN_PARK). */
+#define PARKED SIZE_MAX
+
+/*
+ * A raw answer is complete: finish it, or make it a SERVFAIL when unusable. 0 = drop.
+ * Kept out of line: inlined, it costs the plain path ~12 instructions per query.
+ */
+static TERN_COLD __attribute__((noinline))
+size_t answer_raw_done(struct tern_req *req, uint8_t *out, uint16_t cap)
+{
+	if (answer_raw(req) == 0)
+		return req->answer->size;
+	req->raw_len = 0;
+	if (answer_reset(req, out, cap, KNOT_RCODE_SERVFAIL) != KNOT_EOK)
+		return 0;
+	if (req->has_edns && answer_add_opt(req, KNOT_RCODE_SERVFAIL) != KNOT_EOK)
+		return 0;
+	return req->answer->size;
+}
+
 /* Everything after routing: chain, truncation, OPT, answer hooks. 0 = drop. */
 static size_t answer_query(struct tern_req *req, uint8_t *out, uint16_t cap)
 {
 	size_t ran = 0;
 	enum tern_verdict v = run_chain(req, &ran);
-	if (v == TERN_DROP)
+	if (likely(v == TERN_DONE)) {
+		if (unlikely(req->raw_len)) {
+			if (answer_raw_done(req, out, cap) == 0)
+				return 0;
+			goto hooks;
+		}
+		if (req->truncated) {
+			/* Did not fit: question only with TC; the client retries over TCP. */
+			uint8_t rcode = (uint8_t)answer_rcode(req);
+			bool aa = knot_wire_get_aa(req->answer->wire);
+			if (answer_reset(req, out, cap, rcode) != KNOT_EOK)
+				return 0;
+			knot_wire_set_tc(req->answer->wire);
+			if (aa)
+				knot_wire_set_aa(req->answer->wire);
+		}
+	} else if (v == TERN_DROP) {
 		return 0;
-	if (v != TERN_DONE) {
-		/* TERN_FAIL, or no plugin took the query: SERVFAIL, as CoreDNS. */
-		if (answer_reset(req, out, cap, KNOT_RCODE_SERVFAIL) != KNOT_EOK)
-			return 0;
-	} else if (req->truncated) {
-		/* Did not fit: question only with TC; the client retries over TCP. */
-		uint8_t rcode = (uint8_t)answer_rcode(req);
-		bool aa = knot_wire_get_aa(req->answer->wire);
-		if (answer_reset(req, out, cap, rcode) != KNOT_EOK)
-			return 0;
-		knot_wire_set_tc(req->answer->wire);
-		if (aa)
-			knot_wire_set_aa(req->answer->wire);
+	} else if (v == TERN_PARK && req->io) {
+		return PARKED;
+	} else if (answer_reset(req, out, cap, KNOT_RCODE_SERVFAIL) != KNOT_EOK) {
+		/* TERN_FAIL, a park without io, or no plugin took it: SERVFAIL, as CoreDNS. */
+		return 0;
 	}
 	if (req->has_edns && answer_add_opt(req, answer_rcode(req)) != KNOT_EOK)
 		return 0;
+hooks:
 	run_answer_hooks(req, ran);
 	return req->answer->size;
 }
@@ -192,12 +279,13 @@ static bool is_supported_qtype(uint16_t qtype, uint16_t *rcode)
 size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len,
                     uint8_t *out, size_t out_cap)
 {
-	uint64_t t0 = ctx->stats ? mono_ns() : 0;
+	struct tern_stats_row *stats = ctx->stats;
+	uint64_t t0 = stats ? mono_ns() : 0;
 	tern_arena_reset(ctx->arena);
 	if (in_len < KNOT_WIRE_HEADER_SIZE || knot_wire_get_qr(in) || in_len > UINT16_MAX) {
 		/* Too short to answer, or a response: never reply (loops, reflection). */
-		if (ctx->stats)
-			tern_stats_event(ctx->stats, TERN_STATS_DROPPED);
+		if (stats)
+			tern_stats_event(stats, TERN_STATS_DROPPED);
 		return 0;
 	}
 	if (out_cap > UINT16_MAX)
@@ -211,6 +299,9 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 		.now_ms = ctx->now_ms,
 		.worker_id = ctx->worker_id,
 		.mm = ctx->mm,
+		.io = ctx->io,
+		.resume = ctx->resume,
+		.refresh = ctx->refresh,
 		.plugin_id = TERN_STATS_NO_PLUGIN,
 	};
 	int slot = -1;
@@ -226,16 +317,16 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 		goto count;
 	if (knot_wire_get_qdcount(in) != 1 || knot_pkt_parse_question(req.query) != KNOT_EOK) {
 		len = answer_bare(in, in_len, out, out_cap, KNOT_RCODE_FORMERR, 0);
-		if (ctx->stats)
-			tern_stats_event(ctx->stats, TERN_STATS_FORMERR);
+		if (stats)
+			tern_stats_event(stats, TERN_STATS_FORMERR);
 		goto count;
 	}
 	size_t qsection = knot_pkt_question_size(req.query);   /* qname + type + class */
 	if (knot_pkt_parse(req.query, 0) != KNOT_EOK) {
 		/* Malformed records, several OPTs, trailing garbage. */
 		len = answer_bare(in, in_len, out, out_cap, KNOT_RCODE_FORMERR, qsection);
-		if (ctx->stats)
-			tern_stats_event(ctx->stats, TERN_STATS_FORMERR);
+		if (stats)
+			tern_stats_event(stats, TERN_STATS_FORMERR);
 		goto count;
 	}
 	req.qtype = knot_pkt_qtype(req.query);
@@ -269,30 +360,36 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 	slot = route->stats_slot;
 	req.server = route->server;
 	req.zone = route->zone;
-	if (ctx->stats)
-		tern_stats_request(ctx->stats, slot, ctx->proto, family_of(ctx->src), req.qtype,
+	if (stats && !ctx->resume)   /* a re-run's request was counted by the first run */
+		tern_stats_request(stats, slot, ctx->proto, family_of(ctx->src), req.qtype,
 		                   req.dnssec_ok, in_len);
 	if (answer_begin(&req, out, cap) != KNOT_EOK) {
 		len = 0;
 		goto count;
 	}
 	len = answer_query(&req, out, cap);
-	if (len && req.truncated && ctx->stats)
-		tern_stats_event(ctx->stats, TERN_STATS_TRUNCATED);
+	if (unlikely(len == PARKED)) {
+		/* Waiting on io: neither answered nor dropped yet. */
+		if (ctx->parked)
+			*ctx->parked = true;
+		return 0;
+	}
+	if (len && req.truncated && stats)
+		tern_stats_event(stats, TERN_STATS_TRUNCATED);
 
 count:
-	if (ctx->stats && len) {
+	if (stats && len) {
 		uint16_t rc = badvers ? RCODE_BADVERS : knot_wire_get_rcode(out);
-		if (slot < 0)
-			tern_stats_request(ctx->stats, slot, ctx->proto, family_of(ctx->src),
+		if (slot < 0 && !ctx->resume)
+			tern_stats_request(stats, slot, ctx->proto, family_of(ctx->src),
 			                   req.qtype, req.dnssec_ok, in_len);
-		tern_stats_response(ctx->stats, slot, ctx->proto, rc,
+		tern_stats_response(stats, slot, ctx->proto, rc,
 		                    req.answered ? req.plugin_id : TERN_STATS_NO_PLUGIN,
-		                    len, mono_ns() - t0);
-	} else if (ctx->stats && !len) {
-		tern_stats_event(ctx->stats, TERN_STATS_DROPPED);
+		                    len, mono_ns() - (unlikely(ctx->start_ns) ? ctx->start_ns : t0));
+	} else if (stats) {
+		tern_stats_event(stats, TERN_STATS_DROPPED);
 	}
-	return len;
+	return unlikely(ctx->refresh) ? 0 : len;   /* a refresh ran for its answer hooks */
 }
 
 const char *tern_req_qname_str(const struct tern_req *req, char *buf, size_t len)

@@ -27,6 +27,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -1132,3 +1133,406 @@ class FakeApi(Server):
 
     def stats(self):
         return self.control("stats", method="GET")
+
+
+# ---------------------------------------------------------------------------
+# Upstream peers for the forward and cache tests: real servers from Debian packages
+# (PowerDNS, Unbound; knotd is the Knotd class above) and in-process Python upstreams
+# that count what they are asked and can misbehave on purpose. All listen on
+# 127.0.0.1 only and are stopped by PID (or by closing their sockets).
+
+_PDNS_QUERY = re.compile(r"Remote \S+ wants '([^|']*)\|([A-Z0-9]+)'")
+_UNBOUND_QUERY = re.compile(r"info: \S+ (\S+) (\S+) IN\s*$")
+
+
+class Pdns(Server):
+    """pdns_server with the bind backend, authoritative for {zone: zone text}.
+
+    Runs in the foreground (daemon=no, guardian=no) as the current user, with its own
+    config dir, no webserver/API, no security polling (which would leave the host),
+    no packet or query cache (so every query reaches the backend and is logged), and
+    log-dns-queries on: queries() reads them back from the log."""
+
+    name = "pdns"
+
+    def __init__(self, zones, port=None):
+        super().__init__(port)
+        self.zones = zones
+
+    def start(self, wait=True):
+        pdns = shutil.which("pdns_server") or "/usr/sbin/pdns_server"
+        named = []
+        for zname, text in self.zones.items():
+            path = self.write(f"{zname}.zone", text)
+            named.append(f'zone "{zname}" {{ type master; file "{path}"; }};')
+        self.write("named.conf", "\n".join(named) + "\n")
+        self.write("pdns.conf", "\n".join([
+            "launch=bind",
+            f"bind-config={self.dir}/named.conf",
+            "local-address=127.0.0.1",
+            f"local-port={self.port}",
+            f"socket-dir={self.dir}",
+            "daemon=no", "guardian=no", "webserver=no", "api=no",
+            "disable-syslog=yes", "log-timestamp=no",
+            "security-poll-suffix=",
+            "cache-ttl=0", "negquery-cache-ttl=0", "query-cache-ttl=0",
+            "loglevel=5", "log-dns-queries=yes",
+            "distributor-threads=1", "receiver-threads=1",
+            "setuid=", "setgid=",
+        ]) + "\n")
+        self._spawn([pdns, f"--config-dir={self.dir}"])
+        if wait:
+            first = next(iter(self.zones))
+            self.wait_ready(zone=first)
+            wait_for(lambda: query(self.port, first, "SOA").aa, 10, what=f"pdns to load {first}")
+        return self
+
+    def queries(self, name=None, qtype=None):
+        """[(name lowercase with final dot, TYPE)] in the order pdns logged them."""
+        out = []
+        for m in _PDNS_QUERY.finditer(self.log_text()):
+            n = m.group(1).lower().rstrip(".") + "."
+            if (name is None or name_eq(n, name)) and (qtype is None or m.group(2) == qtype):
+                out.append((n, m.group(2)))
+        return out
+
+
+class Unbound(Server):
+    """unbound -d serving local-zone data and stub zones on 127.0.0.1:PORT.
+
+    local_zones: {zone: [local-data lines]} answered authoritatively ("static");
+    stubs: {zone: "127.0.0.1@PORT"} resolved through that server. Every other name is a
+    static local zone too (local-zone "." static), so unbound never recurses to the
+    Internet. No chroot, no remote-control, no trust anchors, log-queries on."""
+
+    name = "unbound"
+
+    def __init__(self, local_zones=None, stubs=None, port=None, extra=()):
+        super().__init__(port)
+        self.local_zones = local_zones or {}
+        self.stubs = stubs or {}
+        self.extra = list(extra)
+
+    def start(self, wait=True):
+        unbound = shutil.which("unbound") or "/usr/sbin/unbound"
+        conf = [
+            "server:",
+            f"    interface: 127.0.0.1@{self.port}",
+            f"    port: {self.port}",
+            "    do-daemonize: no", '    chroot: ""', '    username: ""',
+            f'    directory: "{self.dir}"', '    pidfile: ""',
+            "    use-syslog: no", '    logfile: ""', "    verbosity: 1", "    log-queries: yes",
+            "    access-control: 127.0.0.0/8 allow", "    do-ip6: no",
+            "    num-threads: 1", "    so-reuseport: no",
+            '    auto-trust-anchor-file: ""', '    module-config: "iterator"',
+            "    do-not-query-localhost: no", "    qname-minimisation: no",
+            '    local-zone: "." static',
+        ]
+        for zone, lines in self.local_zones.items():
+            conf.append(f'    local-zone: "{zone}" static')
+            conf += [f'    local-data: "{ln}"' for ln in lines]
+        for zone in self.stubs:
+            conf.append(f'    local-zone: "{zone}" transparent')
+        conf += ["    " + ln for ln in self.extra]
+        for zone, addr in self.stubs.items():
+            conf += ["stub-zone:", f'    name: "{zone}"', f"    stub-addr: {addr}"]
+        conf += ["remote-control:", "    control-enable: no"]
+        path = self.write("unbound.conf", "\n".join(conf) + "\n")
+        self._spawn([unbound, "-d", "-c", path])
+        if wait:
+            zone = next(iter(self.local_zones), None) or next(iter(self.stubs), ".")
+            self.wait_ready(zone=zone)
+        return self
+
+    def queries(self, name=None, qtype=None):
+        """[(name lowercase, TYPE)] from the log-queries lines."""
+        out = []
+        for line in self.log_text().splitlines():
+            m = _UNBOUND_QUERY.search(line)
+            if not m:
+                continue
+            n = m.group(1).lower()
+            if (name is None or name_eq(n, name)) and (qtype is None or m.group(2) == qtype):
+                out.append((n, m.group(2)))
+        return out
+
+
+def _rdata_wire(rtype, value):
+    if rtype == "A":
+        return socket.inet_pton(socket.AF_INET, value)
+    if rtype == "AAAA":
+        return socket.inet_pton(socket.AF_INET6, value)
+    if rtype in ("NS", "CNAME", "PTR"):
+        return encode_name(value)
+    if rtype == "TXT":
+        parts = value if isinstance(value, (list, tuple)) else [value]
+        out = b""
+        for p in parts:
+            b = p.encode() if isinstance(p, str) else p
+            for i in range(0, max(len(b), 1), 255):
+                chunk = b[i:i + 255]
+                out += bytes([len(chunk)]) + chunk
+        return out
+    raise ValueError(f"PyUpstream: no encoder for {rtype}")
+
+
+class PyUpstream:
+    """An in-process authoritative DNS server on 127.0.0.1:PORT (UDP and TCP).
+
+    It serves self.zone from add()ed records (NXDOMAIN or NODATA with an SOA whose
+    minimum is soa_min, REFUSED outside the zone, NOERROR for ". NS" health probes),
+    truncates UDP answers larger than the client's size (512, or its EDNS size), and
+    remembers every query (name, TYPE, 'udp'|'tcp', monotonic time). Behaviour knobs:
+    delay (seconds before each reply), mode: 'answer' (default), 'blackhole' (read,
+    never reply), 'garbage' (random bytes), 'wrong_id' (a correct reply with another
+    ID), 'rcode' (reply with self.rcode). stop() closes the sockets; start() again
+    comes back on the same port."""
+
+    name = "pyupstream"
+
+    def __init__(self, zone="pub.example.", port=None, mode="answer", delay=0.0, soa_min=30):
+        self.zone = zone if zone.endswith(".") else zone + "."
+        self.port = port or free_port(False)
+        self.mode = mode
+        self.delay = delay
+        self.rcode = RCODES["SERVFAIL"]
+        self.soa_min = soa_min
+        self.records = {}
+        self.log = []
+        self.log_path = f"(in-process {self.name} on 127.0.0.1:{self.port})"
+        self._lock = threading.Lock()
+        self._socks = []
+        self._threads = []
+        self._stop = None
+        _servers.append(self)
+
+    # -- data -----------------------------------------------------------------
+    def add(self, name, rtype, value, ttl=300):
+        key = (name.lower().rstrip(".") + ".", rtype.upper())
+        self.records.setdefault(key, []).append((ttl, _rdata_wire(rtype.upper(), value)))
+        return self
+
+    def count(self, name=None, qtype=None, proto=None, since=None):
+        with self._lock:
+            return sum(1 for (n, t, p, ts) in self.log
+                       if (name is None or name_eq(n, name)) and (qtype is None or t == qtype)
+                       and (proto is None or p == proto) and (since is None or ts >= since))
+
+    def times(self, name, qtype="A"):
+        with self._lock:
+            return [ts for (n, t, _, ts) in self.log if name_eq(n, name) and t == qtype]
+
+    def reset(self):
+        with self._lock:
+            self.log.clear()
+
+    # -- lifecycle ------------------------------------------------------------
+    def start(self):
+        self._stop = threading.Event()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", self.port))
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        t.bind(("127.0.0.1", self.port))
+        t.listen(64)
+        self._socks = [u, t]
+        self._threads = [threading.Thread(target=self._udp_loop, args=(u, self._stop), daemon=True),
+                         threading.Thread(target=self._tcp_loop, args=(t, self._stop), daemon=True)]
+        for th in self._threads:
+            th.start()
+        return self
+
+    def running(self):
+        return self._stop is not None and not self._stop.is_set()
+
+    def stop(self, timeout=5.0, sig=None):
+        if self._stop is None or self._stop.is_set():
+            return 0
+        self._stop.set()
+        for s in self._socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        for th in self._threads:
+            th.join(timeout)
+        return 0
+
+    def cleanup(self):
+        self.stop()
+
+    def log_text(self):
+        with self._lock:
+            return "\n".join(f"{ts:.3f} {p} {n} {t}" for (n, t, p, ts) in self.log)
+
+    def dump_log(self, lines=40):
+        text = self.log_text().splitlines()
+        print(f"----- {self.name} :{self.port} mode={self.mode}, last {lines} queries -----")
+        for ln in text[-lines:]:
+            print("  " + ln)
+        print(f"----- end of {self.name} -----", flush=True)
+
+    # -- serving --------------------------------------------------------------
+    def _udp_loop(self, s, stop):
+        while not stop.is_set():
+            try:
+                r, _, _ = select.select([s], [], [], 0.1)
+                if not r:
+                    continue
+                data, addr = s.recvfrom(65535)
+            except (OSError, ValueError):
+                return
+            self._later(lambda d=data, a=addr: self._reply_udp(s, d, a))
+
+    def _reply_udp(self, s, data, addr):
+        out = self.respond(data, tcp=False)
+        if out is not None:
+            try:
+                s.sendto(out, addr)
+            except OSError:
+                pass
+
+    def _tcp_loop(self, s, stop):
+        while not stop.is_set():
+            try:
+                r, _, _ = select.select([s], [], [], 0.1)
+                if not r:
+                    continue
+                c, _ = s.accept()
+            except (OSError, ValueError):
+                return
+            threading.Thread(target=self._tcp_conn, args=(c, stop), daemon=True).start()
+
+    def _tcp_conn(self, c, stop):
+        wlock = threading.Lock()
+
+        def send(data):
+            out = self.respond(data, tcp=True)
+            if out is None:
+                return
+            with wlock:
+                try:
+                    c.sendall(frame(out))
+                except OSError:
+                    pass
+        with c:
+            while not stop.is_set():
+                try:
+                    data = tcp_read_frame(c, timeout=30)
+                except (TimeoutError, DNSError, OSError):
+                    return
+                if data is None:
+                    return
+                self._later(lambda d=data: send(d))
+
+    def _later(self, fn):
+        if self.delay > 0:
+            t = threading.Timer(self.delay, fn)
+            t.daemon = True
+            t.start()
+        else:
+            fn()
+
+    def _soa(self):
+        rdata = encode_name("ns." + self.zone) + encode_name("hostmaster." + self.zone) + \
+            struct.pack("!IIIII", 1, 3600, 600, 86400, self.soa_min)
+        return (encode_name(self.zone), 6, self.soa_min, rdata)
+
+    def respond(self, data, tcp):
+        """The reply to one query (bytes), or None for no reply. Records the query."""
+        try:
+            q = parse_message(data, strict=False)
+            qname, qtype, _ = q.question[0]
+        except (DNSError, IndexError):
+            return None
+        with self._lock:
+            self.log.append((qname.lower(), type_name(qtype), "tcp" if tcp else "udp",
+                             time.monotonic()))
+        mode = self.mode
+        if mode == "blackhole":
+            return None
+        if mode == "garbage":
+            rnd = os.urandom(12 + (os.urandom(1)[0] % 80))
+            return rnd
+        lname = qname.lower()
+        rcode, answer, authority = 0, [], []
+        in_zone = lname == self.zone or lname.endswith("." + self.zone)
+        if mode == "rcode":
+            rcode = self.rcode
+        elif lname == "." and qtype == TYPES["NS"]:
+            pass
+        elif not in_zone:
+            rcode = RCODES["REFUSED"]
+        else:
+            for ttl, rd in self.records.get((lname, type_name(qtype)), []):
+                answer.append((encode_name(qname), qtype, ttl, rd))
+            if not answer:
+                exists = any(n == lname or n.endswith("." + lname) for (n, _) in self.records) \
+                    or lname == self.zone
+                rcode = 0 if exists else RCODES["NXDOMAIN"]
+                authority.append(self._soa())
+        limit = 65535 if tcp else (max(q.opt.udp_size, 512) if q.opt else 512)
+        qid = q.id ^ 0x5A5A if mode == "wrong_id" else q.id
+        out = self._build(qid, q, rcode, answer, authority)
+        if len(out) > limit:
+            out = self._build(qid, q, rcode, [], [], tc=True)
+        return out
+
+    @staticmethod
+    def _build(qid, q, rcode, answer, authority, tc=False):
+        qname, qtype, qclass = q.question[0]
+        flags = 0x8000 | 0x0400 | (q.flags & 0x0100) | (0x0200 if tc else 0) | rcode
+        opt = build_opt(1232) if q.opt else b""
+        hdr = struct.pack("!HHHHHH", qid, flags, 1, len(answer), len(authority), 1 if opt else 0)
+        body = encode_name(qname) + struct.pack("!HH", qtype, qclass)
+        for owner, rtype, ttl, rd in answer + authority:
+            body += owner + struct.pack("!HHIH", rtype, CLASS_IN, ttl, len(rd)) + rd
+        return hdr + body + opt
+
+
+class Blackhole(PyUpstream):
+    """A UDP/TCP upstream that reads every query and never answers."""
+
+    name = "blackhole"
+
+    def __init__(self, port=None):
+        super().__init__(port=port, mode="blackhole")
+
+
+class Garbage(PyUpstream):
+    """An upstream that answers with random bytes (kind='garbage') or with well-formed
+    replies carrying the wrong ID (kind='wrong_id')."""
+
+    name = "garbage"
+
+    def __init__(self, kind="garbage", port=None):
+        super().__init__(port=port, mode=kind)
+
+
+def udp_blast(port, questions, timeout=2.0, host="127.0.0.1", sockets=1, edns=None):
+    """Send every (name, TYPE) in @questions at once over UDP, then collect replies for
+    @timeout seconds. With sockets > 1 the queries leave from that many source ports.
+    Returns a list of parsed replies (None where no reply came), in question order."""
+    socks = [socket.socket(_family(host), socket.SOCK_DGRAM) for _ in range(sockets)]
+    try:
+        ids = {}
+        for i, (name, qtype) in enumerate(questions):
+            wire = make_query(name, qtype, rd=True, edns=edns)
+            ids[(i % sockets, struct.unpack_from("!H", wire)[0])] = i
+            socks[i % sockets].sendto(wire, (host, port))
+        out = [None] * len(questions)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(r is None for r in out):
+            r, _, _ = select.select(socks, [], [], max(0.0, deadline - time.monotonic()))
+            for s in r:
+                try:
+                    raw = s.recv(65535)
+                except OSError:
+                    continue
+                k = (socks.index(s), struct.unpack_from("!H", raw)[0])
+                if k in ids and out[ids[k]] is None:
+                    out[ids[k]] = parse_message(raw)
+        return out
+    finally:
+        for s in socks:
+            s.close()

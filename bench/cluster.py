@@ -1,0 +1,1045 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Cluster DNS benchmark: ternd's kubernetes plugin against a fake API server, on loopback.
+
+Starts every process itself on 127.0.0.1 (tools/fake-apiserver/fake_apiserver.py, ternd,
+knotd, dnsperf) in a temp dir and stops each one by PID at the end, also on errors and
+Ctrl-C. It measures, for a generated cluster of 10k (and, without --quick, 100k) services
+with 10 endpoints each: the seconds from ternd's start to /ready 200 (list, build, publish),
+ternd's peak RSS and RSS after the sync, the snapshot build histogram and object gauges from
+/metrics, and bytes per service and per endpoint over an empty ternd; then, on the 10k
+cluster, the latency from an API change (applied through the fake's /_control/apply at
+about 100 events/s) to the first UDP answer that shows it; and dnsperf QPS on cluster names
+against ternd and against knotd serving the same records from a zone file built from the
+API's own lists. Prints Markdown tables and writes bench/results/cluster-<UTC date>.json.
+Usage: bench/cluster.py [--ternd build/daemon/ternd] [--quick]
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import queue
+import random
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAKE = os.path.join(ROOT, "tools", "fake-apiserver", "fake_apiserver.py")
+ZONE = "cluster.local"
+TTL = 30
+ENDPOINTS_PER_SVC = 10
+NAMESPACES = 1000
+DNSPERF_CLIENTS = 4
+DNSPERF_THREADS = 2
+LAT_RATE = 100.0          # API events per second
+LAT_SECONDS = 10.0
+LAT_GIVE_UP = 5.0         # an event not visible after this long counts as missed
+SEED = 7
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print(f"[cluster.py {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- processes
+
+class Procs:
+    """Every process this script starts; stop_all() ends each by PID."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, name, argv, stdout, stderr):
+        log(f"start {name}: {' '.join('<shim>' if chr(10) in a else a for a in argv)}")
+        p = subprocess.Popen(argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
+        self.procs.append((name, p))
+        return p
+
+    @staticmethod
+    def stop(p, grace=5.0):
+        if p.poll() is not None:
+            return
+        try:
+            os.kill(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+    def stop_one(self, p):
+        self.stop(p)
+        self.procs = [(n, q) for n, q in self.procs if q is not p]
+
+    def stop_all(self):
+        for _, p in reversed(self.procs):
+            self.stop(p)
+        self.procs = []
+
+
+def free_port(taken):
+    """A port free for both UDP and TCP on 127.0.0.1, not in @taken."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            t.bind(("127.0.0.1", 0))
+            port = t.getsockname()[1]
+            if port in taken:
+                continue
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                    u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            taken.add(port)
+            return port
+    raise BenchError("no free port")
+
+
+def proc_status(pid):
+    """VmRSS and VmHWM of @pid in bytes."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                out[k] = int(v.split()[0]) * 1024
+    return out
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of @pid so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def http_get(url, timeout=5.0):
+    """(status, body bytes); status 0 when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except (OSError, http.client.HTTPException):
+        return 0, b""
+
+
+# ---------------------------------------------------------------- DNS on the wire
+
+QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "TXT": 16, "AAAA": 28, "SRV": 33}
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+
+
+def encode_name(name):
+    out = b""
+    for label in name.rstrip(".").split("."):
+        if label:
+            out += bytes([len(label)]) + label.encode()
+    return out + b"\0"
+
+
+def make_query(qid, name, qtype):
+    hdr = struct.pack("!HHHHHH", qid, 0, 1, 0, 0, 1)
+    opt = b"\0" + struct.pack("!HHIH", 41, 1232, 0, 0)
+    return hdr + encode_name(name) + struct.pack("!HH", QTYPES[qtype], 1) + opt
+
+
+def read_name(msg, off):
+    labels, jumped, end = [], False, off
+    for _ in range(128):
+        n = msg[off]
+        if n >= 0xC0:
+            if not jumped:
+                end = off + 2
+            off = ((n & 0x3F) << 8) | msg[off + 1]
+            jumped = True
+            continue
+        if n == 0:
+            if not jumped:
+                end = off + 1
+            return ".".join(labels).lower() + ".", end
+        labels.append(msg[off + 1:off + 1 + n].decode("ascii", "replace"))
+        off += 1 + n
+    raise ValueError("name loop")
+
+
+def parse_response(msg):
+    """(id, rcode name, [(owner, type, rdata text)] of the answer section)."""
+    qid, flags, qd, an = struct.unpack("!HHHH", msg[:8])
+    off = 12
+    for _ in range(qd):
+        _, off = read_name(msg, off)
+        off += 4
+    answers = []
+    for _ in range(an):
+        owner, off = read_name(msg, off)
+        rtype, _, _, rdlen = struct.unpack("!HHIH", msg[off:off + 10])
+        off += 10
+        rd = msg[off:off + rdlen]
+        if rtype == 1:
+            data = socket.inet_ntop(socket.AF_INET, rd)
+        elif rtype == 28:
+            data = socket.inet_ntop(socket.AF_INET6, rd)
+        elif rtype == 33:
+            prio, weight, port = struct.unpack("!HHH", rd[:6])
+            data = f"{prio} {weight} {port} {read_name(msg, off + 6)[0]}"
+        elif rtype in (2, 5, 12):
+            data = read_name(msg, off)[0]
+        else:
+            data = rd.hex()
+        answers.append((owner, rtype, data))
+        off += rdlen
+    return qid, RCODES.get(flags & 0xF, str(flags & 0xF)), answers
+
+
+def ask(port, name, qtype="A", timeout=1.0):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        qid = random.randrange(65536)
+        s.sendto(make_query(qid, name, qtype), ("127.0.0.1", port))
+        while True:
+            data, _ = s.recvfrom(65535)
+            r = parse_response(data)
+            if r[0] == qid:
+                return r
+
+
+def wait_soa(port, what, proc, logfile, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited ({proc.returncode}); log:\n{tail(logfile)}")
+        try:
+            if ask(port, ZONE, "SOA", 0.5)[1] == "NOERROR":
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise BenchError(f"{what} did not answer {ZONE} SOA on port {port}; log:\n{tail(logfile)}")
+
+
+def tail(path, n=40):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------- metrics
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    out = []
+    for line in text.splitlines():
+        m = _SAMPLE.match(line.strip())
+        if line.startswith("#") or not m:
+            continue
+        out.append((m.group(1), dict(_LABEL.findall(m.group(3) or "")), float(m.group(4))))
+    return out
+
+
+def histogram(samples, name):
+    """{"count", "sum", "buckets": [(le, cumulative)]} summed over every label set."""
+    buckets, count, total = {}, 0.0, 0.0
+    for n, lab, v in samples:
+        if n == name + "_bucket":
+            le = float("inf") if lab["le"] == "+Inf" else float(lab["le"])
+            buckets[le] = buckets.get(le, 0.0) + v
+        elif n == name + "_count":
+            count += v
+        elif n == name + "_sum":
+            total += v
+    return {"count": count, "sum": total, "buckets": sorted(buckets.items())}
+
+
+def hist_delta(after, before):
+    b = dict(before["buckets"])
+    return {"count": after["count"] - before["count"], "sum": after["sum"] - before["sum"],
+            "buckets": [(le, c - b.get(le, 0.0)) for le, c in after["buckets"]]}
+
+
+def hist_quantile_bound(h, q):
+    """Upper bound of the bucket holding quantile @q (None when empty)."""
+    if not h["count"]:
+        return None
+    want = q * h["count"]
+    for le, c in h["buckets"]:
+        if c >= want - 1e-9:
+            return le
+    return float("inf")
+
+
+def hist_summary(h):
+    return {"count": int(h["count"]),
+            "mean_ms": round(h["sum"] / h["count"] * 1000, 3) if h["count"] else None,
+            "p50_le_ms": _ms(hist_quantile_bound(h, 0.5)),
+            "max_le_ms": _ms(hist_quantile_bound(h, 1.0)),
+            "buckets": [[("+Inf" if le == float("inf") else le), c] for le, c in h["buckets"]]}
+
+
+def _ms(v):
+    if v is None:
+        return None
+    return "+Inf" if v == float("inf") else round(v * 1000, 4)
+
+
+def gauges(samples, name, label):
+    out = {}
+    for n, lab, v in samples:
+        if n == name:
+            out[lab.get(label, "")] = out.get(lab.get(label, ""), 0) + int(v)
+    return out
+
+
+def metric_total(samples, name):
+    return sum(v for n, _, v in samples if n == name)
+
+
+# ---------------------------------------------------------------- fake API and ternd
+
+# Runs fake_apiserver.py (path in argv[1]) with TCP_NODELAY on its connections. The fake
+# writes each watch event as its own small send; without TCP_NODELAY, Nagle's algorithm holds
+# an event back until the previous one is ACKed, and the receiver delays that ACK up to 40 ms,
+# which is the fake's latency, not ternd's (kube-apiserver, in Go, sets TCP_NODELAY).
+# http.server's StreamRequestHandler does this when disable_nagle_algorithm is true.
+FAKE_SHIM = """import importlib.util, sys
+path = sys.argv.pop(1)
+spec = importlib.util.spec_from_file_location("fake_apiserver", path)
+mod = importlib.util.module_from_spec(spec)
+sys.modules["fake_apiserver"] = mod
+spec.loader.exec_module(mod)
+if hasattr(mod, "Handler"):
+    mod.Handler.disable_nagle_algorithm = True
+sys.exit(mod.main())
+"""
+
+
+class Fake:
+    def __init__(self, bench, tag, args):
+        self.bench, self.tag, self.args = bench, tag, args
+        self.url = None
+        self.proc = None
+
+    def start(self):
+        out = os.path.join(self.bench.work, f"fake-{self.tag}.out")
+        err = os.path.join(self.bench.work, f"fake-{self.tag}.log")
+        t0 = time.monotonic()
+        with open(out, "w") as fo, open(err, "w") as fe:
+            self.proc = self.bench.procs.start(
+                f"fake-apiserver ({self.tag})",
+                [sys.executable, "-c", FAKE_SHIM, FAKE, "--listen", "127.0.0.1:0"] + self.args,
+                fo, fe)
+        deadline = t0 + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"fake API server exited; log:\n{tail(err)}")
+            with open(out) as f:
+                line = f.readline()
+            if line.startswith("listening ") and line.endswith("\n"):
+                self.url = line.split()[1]
+                self.start_s = time.monotonic() - t0
+                return self
+            time.sleep(0.02)
+        raise BenchError("fake API server did not start listening")
+
+    def get_json(self, path):
+        st, body = http_get(self.url + path, timeout=120)
+        if st != 200:
+            raise BenchError(f"GET {path}: {st} {body[:200]!r}")
+        return json.loads(body)
+
+    def stop(self):
+        if self.proc:
+            self.bench.procs.stop_one(self.proc)
+            self.proc = None
+
+
+class Control:
+    """POSTs to the fake's control interface, one connection per request: the fake writes
+    a response's headers and body in two sends without TCP_NODELAY, so on a kept-alive
+    connection Nagle's algorithm and the client's delayed ACK add ~40 ms to each request;
+    a new connection starts in quick-ACK mode and answers in well under a millisecond."""
+
+    def __init__(self, url):
+        hp = url.split("//", 1)[1]
+        self.host, self.port = hp.rsplit(":", 1)
+
+    def post(self, path, obj):
+        body = json.dumps(obj).encode()
+        conn = http.client.HTTPConnection(self.host, int(self.port), timeout=10)
+        try:
+            conn.request("POST", path, body, {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            data = r.read()
+        finally:
+            conn.close()
+        if r.status != 200:
+            raise BenchError(f"POST {path}: {r.status} {data[:300]!r}")
+        return json.loads(data)
+
+
+class Ternd:
+    def __init__(self, bench, tag, api_url):
+        self.bench, self.tag = bench, tag
+        b = bench
+        self.port, self.mport, self.rport = (free_port(b.ports), free_port(b.ports),
+                                             free_port(b.ports))
+        self.dir = os.path.join(b.work, f"ternd-{tag}")
+        os.makedirs(self.dir)
+        self.conf = os.path.join(self.dir, "ternd.yaml")
+        with open(self.conf, "w") as f:
+            f.write(f"""workers: 2
+metrics: {{ listen: "127.0.0.1:{self.mport}" }}
+ready: {{ listen: "127.0.0.1:{self.rport}" }}
+servers:
+  - zones: [{ZONE}, in-addr.arpa, ip6.arpa]
+    listen: ["127.0.0.1:{self.port}"]
+    plugins:
+      kubernetes:
+        endpoint: "{api_url}"
+        ttl: {TTL}
+        startup_timeout: 60s
+""")
+        self.logfile = os.path.join(b.work, f"ternd-{tag}.log")
+        self.proc = None
+
+    def start_and_wait_ready(self, timeout=180.0):
+        with open(self.logfile, "w") as fe:
+            t0 = time.monotonic()
+            self.proc = self.bench.procs.start(f"ternd ({self.tag})",
+                                               [self.bench.ternd, "--config", self.conf],
+                                               subprocess.DEVNULL, fe)
+        url = f"http://127.0.0.1:{self.rport}/ready"
+        while time.monotonic() - t0 < timeout:
+            if self.proc.poll() is not None:
+                raise BenchError(f"ternd exited ({self.proc.returncode}); log:\n"
+                                 f"{tail(self.logfile)}")
+            st, _ = http_get(url, timeout=1.0)
+            if st == 200:
+                return time.monotonic() - t0
+            time.sleep(0.005)
+        raise BenchError(f"ternd not ready after {timeout}s; log:\n{tail(self.logfile)}")
+
+    def metrics(self):
+        st, body = http_get(f"http://127.0.0.1:{self.mport}/metrics")
+        if st != 200:
+            raise BenchError(f"ternd /metrics: {st}")
+        return parse_metrics(body.decode("utf-8", "replace"))
+
+    def stop(self):
+        if self.proc:
+            self.bench.procs.stop_one(self.proc)
+            self.proc = None
+
+
+# ---------------------------------------------------------------- the benchmark
+
+class Bench:
+    def __init__(self, args):
+        self.ternd = os.path.abspath(args.ternd)
+        self.quick = args.quick
+        self.procs = Procs()
+        self.ports = set()
+        self.work = tempfile.mkdtemp(prefix="tern-cluster-bench.")
+        self.res = {}
+
+    # 1. control plane ------------------------------------------------------------
+    def control_plane(self, n, keep=False):
+        """Start a fake with @n services and a ternd on it; measure the sync."""
+        tag = str(n) if n else "empty"
+        args = ["--generate", f"{n}:{ENDPOINTS_PER_SVC}", "--gen-namespaces",
+                str(NAMESPACES)] if n else []
+        fake = Fake(self, tag, args).start()
+        log(f"fake API ({tag}) up in {fake.start_s:.2f}s at {fake.url}")
+        t = Ternd(self, tag, fake.url)
+        ready_s = t.start_and_wait_ready()
+        peak_at_ready = proc_status(t.proc.pid)["VmHWM"]
+        cpu_at_ready = cpu_seconds(t.proc.pid)
+        time.sleep(1.0)    # the grace period frees older snapshots
+        st = proc_status(t.proc.pid)
+        m = t.metrics()
+        build = histogram(m, "tern_kubernetes_snapshot_build_seconds")
+        r = {"services_generated": n, "endpoints_per_service": ENDPOINTS_PER_SVC if n else 0,
+             "fake_start_s": round(fake.start_s, 3), "ready_s": round(ready_s, 3),
+             "ternd_cpu_s_at_ready": round(cpu_at_ready, 2),
+             "peak_rss_bytes": st["VmHWM"], "peak_rss_at_ready_bytes": peak_at_ready,
+             "rss_after_sync_bytes": st["VmRSS"],
+             "objects": gauges(m, "tern_kubernetes_objects", "kind"),
+             "snapshots": int(metric_total(m, "tern_kubernetes_snapshots_total")),
+             "snapshot_build": hist_summary(build)}
+        log(f"ternd ({tag}): ready in {ready_s:.3f}s, peak RSS {st['VmHWM'] >> 20} MiB, "
+            f"RSS {st['VmRSS'] >> 20} MiB, objects {r['objects']}")
+        if keep:
+            return r, fake, t
+        t.stop()
+        fake.stop()
+        return r, None, None
+
+    # 2. API event -> answer latency ------------------------------------------------
+    def latency(self, fake, t):
+        svcs = fake.get_json("/api/v1/services")["items"]
+        slices = fake.get_json("/apis/discovery.k8s.io/v1/endpointslices")["items"]
+        by_svc = {}
+        for s in slices:
+            svc = s["metadata"].get("labels", {}).get("kubernetes.io/service-name")
+            by_svc.setdefault((s["metadata"]["namespace"], svc), []).append(s)
+        headless = [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in svcs
+                    if s["spec"].get("clusterIP") == "None"
+                    and len(by_svc.get((s["metadata"]["namespace"], s["metadata"]["name"]),
+                                       [])) == 1]
+        rnd = random.Random(SEED)
+        rnd.shuffle(headless)
+        if not headless:
+            raise BenchError("no headless service with one slice in the generated cluster")
+        before = t.metrics()
+        work = queue.Queue()
+        confirmed = []          # created services seen in answers, to delete later
+        lock = threading.Lock()
+        ctl = Control(fake.url)
+        stop = threading.Event()
+        applied = {"n": 0, "apply_ms": [], "error": None}
+        total = int(LAT_RATE * LAT_SECONDS)
+
+        def applier():
+            try:
+                start = time.monotonic()
+                hi = 0
+                for k in range(total):
+                    if stop.is_set():
+                        break
+                    delay = start + k / LAT_RATE - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    kind = ("create" if k % 10 == 8 else "delete" if k % 10 == 9
+                            else "endpoints")
+                    victim = None
+                    if kind == "delete":
+                        with lock:
+                            victim = confirmed.pop(0) if confirmed else None
+                        if victim is None:
+                            kind = "endpoints"
+                    if kind == "endpoints":
+                        ns, name = headless[hi % len(headless)]
+                        hi += 1
+                        sl = json.loads(json.dumps(by_svc[(ns, name)][0]))
+                        new_ip = f"10.{200 + (k >> 16)}.{(k >> 8) & 255}.{k & 255}"
+                        sl["kind"], sl["apiVersion"] = "EndpointSlice", "discovery.k8s.io/v1"
+                        sl["metadata"].pop("resourceVersion", None)
+                        sl["metadata"].setdefault("annotations", {})[
+                            "endpoints.kubernetes.io/last-change-trigger-time"] = \
+                            datetime.datetime.now(datetime.timezone.utc).strftime(
+                                "%Y-%m-%dT%H:%M:%S.%fZ")
+                        sl["endpoints"][0]["addresses"] = [new_ip]
+                        qname = f"{name}.{ns}.svc.{ZONE}"
+                        check = (lambda ip: lambda rc, ans: rc == "NOERROR" and any(
+                            a[1] == 1 and a[2] == ip for a in ans))(new_ip)
+                        body, path = sl, "/_control/apply"
+                    elif kind == "create":
+                        ns, name = "gen-0000", f"bench-lat-{k}"
+                        qname = f"{name}.{ns}.svc.{ZONE}"
+                        check = lambda rc, ans: rc == "NOERROR" and any(a[1] == 1 for a in ans)
+                        body = {"kind": "Service", "apiVersion": "v1",
+                                "metadata": {"name": name, "namespace": ns},
+                                "spec": {"ports": [{"name": "http", "port": 80}]}}
+                        path = "/_control/apply"
+                    else:
+                        ns, name = victim
+                        qname = f"{name}.{ns}.svc.{ZONE}"
+                        check = lambda rc, ans: rc == "NXDOMAIN"
+                        body = {"kind": "Service", "namespace": ns, "name": name}
+                        path = "/_control/delete"
+                    t0 = time.monotonic()
+                    ctl.post(path, body)
+                    t1 = time.monotonic()
+                    applied["apply_ms"].append((t1 - t0) * 1000)
+                    applied["n"] += 1
+                    work.put({"kind": kind, "qname": qname, "check": check, "t0": t0,
+                              "key": (ns, name)})
+                applied["elapsed"] = time.monotonic() - start
+            except Exception as e:          # reported by the poller's caller
+                applied["error"] = repr(e)
+            finally:
+                work.put(None)
+
+        th = threading.Thread(target=applier, daemon=True)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.connect(("127.0.0.1", t.port))
+        sock.setblocking(False)
+        pending, lat, missed = {}, {}, {}
+        next_id, done_feeding = 1, False
+        log(f"latency: {total} API events at {LAT_RATE:.0f}/s, polling every 1 ms")
+        th.start()
+        try:
+            while not done_feeding or pending:
+                while True:
+                    try:
+                        item = work.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        done_feeding = True
+                        continue
+                    while next_id in pending or next_id == 0:
+                        next_id = (next_id + 1) & 0xFFFF
+                    item["q"] = make_query(next_id, item["qname"], "A")
+                    pending[next_id] = item
+                    next_id = (next_id + 1) & 0xFFFF
+                now = time.monotonic()
+                for qid in [q for q, it in pending.items() if now - it["t0"] > LAT_GIVE_UP]:
+                    it = pending.pop(qid)
+                    missed[it["kind"]] = missed.get(it["kind"], 0) + 1
+                for it in pending.values():
+                    try:
+                        sock.send(it["q"])
+                    except BlockingIOError:
+                        pass
+                deadline = now + 0.001
+                while True:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not select.select([sock], [], [], left)[0]:
+                        break
+                    try:
+                        data = sock.recv(65535)
+                    except (BlockingIOError, ConnectionRefusedError):
+                        continue
+                    got = time.monotonic()
+                    try:
+                        qid, rc, ans = parse_response(data)
+                    except (ValueError, IndexError, struct.error):
+                        continue
+                    it = pending.get(qid)
+                    if it and it["check"](rc, ans):
+                        del pending[qid]
+                        lat.setdefault(it["kind"], []).append((got - it["t0"]) * 1000)
+                        if it["kind"] == "create":
+                            with lock:
+                                confirmed.append(it["key"])
+                if not pending and not done_feeding:
+                    time.sleep(0.0005)
+        finally:
+            stop.set()
+            th.join(10)
+            sock.close()
+        if applied["error"]:
+            raise BenchError(f"applying API events failed: {applied['error']}")
+        time.sleep(0.5)
+        after = t.metrics()
+        allv = [v for vs in lat.values() for v in vs]
+        out = {"events": applied["n"], "seconds": round(applied.get("elapsed", 0), 2),
+               "rate_per_s": round(applied["n"] / applied["elapsed"], 1)
+               if applied.get("elapsed") else None,
+               "apply_rtt_ms_p50": round(pct(applied["apply_ms"], 50), 3),
+               "all": lat_summary(allv), "missed": missed,
+               "by_kind": {k: lat_summary(v) for k, v in sorted(lat.items())},
+               "raw_ms": {k: [round(x, 2) for x in v] for k, v in sorted(lat.items())}}
+        db = hist_delta(histogram(after, "tern_kubernetes_snapshot_build_seconds"),
+                        histogram(before, "tern_kubernetes_snapshot_build_seconds"))
+        out["snapshots_published"] = int(metric_total(after, "tern_kubernetes_snapshots_total")
+                                         - metric_total(before,
+                                                        "tern_kubernetes_snapshots_total"))
+        out["snapshot_build"] = hist_summary(db)
+        prog = hist_delta(
+            histogram(after, "coredns_kubernetes_dns_programming_duration_seconds"),
+            histogram(before, "coredns_kubernetes_dns_programming_duration_seconds"))
+        out["dns_programming_duration"] = hist_summary(prog)
+        log(f"latency: {out['all']}, missed {missed}")
+        return out
+
+    # 3. dnsperf against ternd and knotd ------------------------------------------------
+    def build_zone(self, fake):
+        svcs = fake.get_json("/api/v1/services")["items"]
+        slices = fake.get_json("/apis/discovery.k8s.io/v1/endpointslices")["items"]
+        eps = {}    # (ns, svc) -> {address: hostname}
+        eport = {}  # (ns, svc) -> {(port name, proto): {(hostname, endpoint port)}}
+        for s in slices:
+            md = s["metadata"]
+            svc = (md.get("labels") or {}).get("kubernetes.io/service-name")
+            if not svc:
+                continue
+            key = (md["namespace"], svc)
+            d = eps.setdefault(key, {})
+            hosts = set()
+            for e in s.get("endpoints") or []:
+                if (e.get("conditions") or {}).get("ready", True) is False:
+                    continue
+                for a in e.get("addresses") or []:
+                    d.setdefault(a, e.get("hostname") or dashed(a))
+                    hosts.add(d[a])
+            for p in s.get("ports") or []:
+                if p.get("name") and hosts:
+                    eport.setdefault(key, {}).setdefault(
+                        (p["name"], p.get("protocol", "TCP").lower()), set()).update(
+                        (h, p["port"]) for h in hosts)
+        z = [f"$ORIGIN {ZONE}.", f"$TTL {TTL}",
+             f"@ IN SOA ns.dns hostmaster 1 7200 1800 86400 {TTL}", "@ IN NS ns.dns",
+             'dns-version 28800 IN TXT "1.1.0"']
+        names = {"clusterip": [], "headless": [], "srv": [], "ns": set()}
+        records = 0
+
+        def addr_rr(owner, ip):
+            return f"{owner} IN {'AAAA' if ':' in ip else 'A'} {ip}"
+
+        for s in svcs:
+            md, spec = s["metadata"], s["spec"]
+            ns, name = md["namespace"], md["name"]
+            names["ns"].add(ns)
+            own = f"{name}.{ns}.svc"
+            if spec.get("type") == "ExternalName":
+                z.append(f"{own} IN CNAME {spec['externalName'].rstrip('.')}.")
+                records += 1
+                continue
+            ep = eps.get((ns, name), {})
+            headless = spec.get("clusterIP") == "None"
+            if headless:
+                z.extend(addr_rr(own, a) for a in ep)
+                records += len(ep)
+                if ep:
+                    names["headless"].append(own)
+            else:
+                ips = spec.get("clusterIPs") or [spec["clusterIP"]]
+                z.extend(addr_rr(own, ip) for ip in ips)
+                records += len(ips)
+                names["clusterip"].append(own)
+            for a, host in ep.items():
+                z.append(addr_rr(f"{host}.{own}", a))
+            records += len(ep)
+            if headless:    # the endpoints' ports (the slices'), one SRV per endpoint name
+                for (pn, proto), targets in sorted(eport.get((ns, name), {}).items()):
+                    pname = f"_{pn}._{proto}.{own}"
+                    w = max(1, 100 // len(targets))
+                    z.extend(f"{pname} IN SRV 0 {w} {port} {h}.{own}"
+                             for h, port in sorted(targets))
+                    records += len(targets)
+                    names["srv"].append(pname)
+                continue
+            for p in spec.get("ports") or []:   # ClusterIP: the service's own ports
+                if p.get("name"):
+                    pname = f"_{p['name']}._{p.get('protocol', 'TCP').lower()}.{own}"
+                    z.append(f"{pname} IN SRV 0 100 {p['port']} {own}")
+                    records += 1
+                    names["srv"].append(pname)
+        path = os.path.join(self.work, "knot", f"{ZONE}.zone")
+        os.makedirs(os.path.join(self.work, "knot", "storage"))
+        with open(path, "w") as f:
+            f.write("\n".join(z) + "\n")
+        names["ns"] = sorted(names["ns"])
+        return names, records
+
+    def query_file(self, names):
+        rnd = random.Random(SEED)
+        q = []
+        for _ in range(50000):
+            r = rnd.random()
+            if r < 0.7:
+                q.append(f"{rnd.choice(names['clusterip'])}.{ZONE} A")
+            elif r < 0.8:
+                q.append(f"{rnd.choice(names['headless'])}.{ZONE} A")
+            elif r < 0.9:
+                q.append(f"{rnd.choice(names['srv'])}.{ZONE} SRV")
+            else:
+                q.append(f"nx-{rnd.randrange(1 << 20)}.{rnd.choice(names['ns'])}.svc.{ZONE} A")
+        path = os.path.join(self.work, "queries.txt")
+        with open(path, "w") as f:
+            f.write("\n".join(q) + "\n")
+        return path, q
+
+    def start_knotd(self):
+        port = free_port(self.ports)
+        kdir = os.path.join(self.work, "knot")
+        conf = os.path.join(kdir, "knot.conf")
+        with open(conf, "w") as f:
+            f.write(f"""server:
+    rundir: "{kdir}"
+    listen: 127.0.0.1@{port}
+    udp-workers: 2
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: warning
+database:
+    storage: "{kdir}/storage"
+template:
+  - id: default
+    storage: "{kdir}"
+    file: "%s.zone"
+    zonefile-sync: -1
+    journal-content: none
+zone:
+  - domain: {ZONE}
+""")
+        knotd = shutil.which("knotd") or "/usr/sbin/knotd"
+        logfile = os.path.join(self.work, "knotd.log")
+        with open(logfile, "w") as fe:
+            p = self.procs.start("knotd", [knotd, "-c", conf], subprocess.DEVNULL, fe)
+        t0 = time.monotonic()
+        wait_soa(port, "knotd", p, logfile)
+        return p, port, time.monotonic() - t0
+
+    def compare_answers(self, queries, tport, kport, n=400):
+        """rcode and answer RRsets (TTL aside) for @n queries of the file, both servers."""
+        diffs, checked = [], 0
+        for line in queries[:n]:
+            name, qtype = line.split()
+            a, b = ask(tport, name, qtype), ask(kport, name, qtype)
+            checked += 1
+            ra, rb = (a[1], sorted(a[2])), (b[1], sorted(b[2]))
+            if ra != rb:
+                diffs.append({"query": line, "ternd": ra, "knotd": rb})
+        return checked, diffs
+
+    def dnsperf(self, name, port, qfile, seconds):
+        out = os.path.join(self.work, f"{name}.perf")
+        argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(seconds),
+                "-c", str(DNSPERF_CLIENTS), "-T", str(DNSPERF_THREADS), "-q", "500", "-t", "2"]
+        with open(out, "w") as fo:
+            p = self.procs.start(f"dnsperf ({name})", argv, fo, subprocess.STDOUT)
+            try:
+                rc = p.wait(seconds + 60)
+            finally:
+                self.procs.stop_one(p)
+        text = open(out).read()
+        if rc != 0:
+            raise BenchError(f"dnsperf against {name} failed ({rc}):\n{text}")
+
+        def num(pat, cast=float):
+            m = re.search(pat, text)
+            if not m:
+                raise BenchError(f"no {pat!r} in dnsperf output for {name}:\n{text}")
+            return cast(m.group(1))
+        return {"qps": num(r"Queries per second:\s+([\d.]+)"),
+                "avg_latency_ms": num(r"Average Latency \(s\):\s+([\d.]+)") * 1000.0,
+                "sent": num(r"Queries sent:\s+(\d+)", int),
+                "completed": num(r"Queries completed:\s+(\d+)", int),
+                "lost": num(r"Queries lost:\s+(\d+)", int),
+                "noerror": num(r"NOERROR (\d+)", int),
+                "nxdomain": int(re.search(r"NXDOMAIN (\d+)", text).group(1))
+                if re.search(r"NXDOMAIN (\d+)", text) else 0}
+
+    def throughput(self, fake, t):
+        names, records = self.build_zone(fake)
+        qfile, queries = self.query_file(names)
+        log(f"zone: {records} address/SRV records; starting knotd")
+        knot, kport, kload = self.start_knotd()
+        checked, diffs = self.compare_answers(queries, t.port, kport)
+        log(f"answers compared on {checked} queries: {len(diffs)} differ")
+        seconds = 3 if self.quick else 10
+        order = ["knotd", "ternd", "ternd", "knotd"]     # ABBA: drift hits both alike
+        ports = {"knotd": kport, "ternd": t.port}
+        runs = {"knotd": [], "ternd": []}
+        for srv in order:
+            log(f"dnsperf -l {seconds} against {srv}")
+            runs[srv].append(self.dnsperf(srv, ports[srv], qfile, seconds))
+        self.procs.stop_one(knot)
+        agg = {}
+        for srv, rs in runs.items():
+            agg[srv] = {"qps": sum(r["qps"] for r in rs) / len(rs),
+                        "avg_latency_ms": sum(r["avg_latency_ms"] for r in rs) / len(rs),
+                        "sent": sum(r["sent"] for r in rs), "lost": sum(r["lost"] for r in rs),
+                        "runs": rs}
+        ratio = agg["ternd"]["qps"] / agg["knotd"]["qps"] if agg["knotd"]["qps"] else 0.0
+        mix = {"clusterip_a": 0.7, "headless_a": 0.1, "srv": 0.1, "nxdomain": 0.1}
+        return {"seconds_per_run": seconds, "order": order, "clients": DNSPERF_CLIENTS,
+                "threads": DNSPERF_THREADS, "query_mix": mix, "zone_records": records,
+                "knotd_load_s": round(kload, 3), "answers_checked": checked,
+                "answer_diffs": len(diffs), "answer_diff_examples": diffs[:5],
+                "ternd": agg["ternd"], "knotd": agg["knotd"], "ratio_qps": round(ratio, 4)}
+
+    # driver ---------------------------------------------------------------------
+    def run(self):
+        t_start = time.monotonic()
+        empty, _, _ = self.control_plane(0)
+        self.res["empty"] = empty
+        sizes = [10000] if self.quick else [10000, 100000]
+        self.res["clusters"] = {}
+        for n in sizes:
+            r, fake, t = self.control_plane(n, keep=(n == 10000))
+            self.res["clusters"][str(n)] = r
+            if n == 10000:
+                self.res["latency"] = self.latency(fake, t)
+                time.sleep(0.5)
+                self.res["dnsperf"] = self.throughput(fake, t)
+                t.stop()
+                fake.stop()
+        for r in self.res["clusters"].values():
+            delta = r["rss_after_sync_bytes"] - empty["rss_after_sync_bytes"]
+            svc = r["objects"].get("services") or r["services_generated"]
+            ep = r["objects"].get("endpoints") or 0
+            r["rss_over_empty_bytes"] = delta
+            r["bytes_per_service"] = round(delta / svc) if svc else None
+            r["bytes_per_endpoint"] = round(delta / ep) if ep else None
+        self.res["total_s"] = round(time.monotonic() - t_start, 1)
+
+    def cleanup(self):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)    # a second Ctrl-C must not cut it short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.procs.stop_all()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- report
+
+def pct(xs, p):
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+
+
+def lat_summary(xs):
+    if not xs:
+        return {"n": 0}
+    return {"n": len(xs), "p50_ms": round(pct(xs, 50), 2), "p99_ms": round(pct(xs, 99), 2),
+            "max_ms": round(max(xs), 2)}
+
+
+def dashed(ip):
+    """An endpoint's name from its address: 10-1-2-3, fd00--1 (a 0 after a final dash)."""
+    d = ip.replace(".", "-").replace(":", "-")
+    return d + "0" if d.endswith("-") else d
+
+
+def mib(b):
+    return f"{b / 1048576:.1f}"
+
+
+def report(res):
+    print("## Control plane (ternd workers: 2, fake API on loopback)\n")
+    print("| cluster | services | endpoints | namespaces | start→/ready (s) | ternd CPU (s) "
+          "| peak RSS (MiB) | RSS after sync (MiB) | snapshots | build mean (ms) "
+          "| build max ≤ (ms) | B/service | B/endpoint |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+          "| ---: |")
+    rows = [("empty", res["empty"])] + [(f"{int(k) // 1000}k", v)
+                                         for k, v in res["clusters"].items()]
+    for label, r in rows:
+        o, b = r["objects"], r["snapshot_build"]
+        print(f"| {label} | {o.get('services', 0)} | {o.get('endpoints', 0)} "
+              f"| {o.get('namespaces', 0)} | {r['ready_s']:.3f} | {r['ternd_cpu_s_at_ready']:.2f} "
+              f"| {mib(r['peak_rss_bytes'])} "
+              f"| {mib(r['rss_after_sync_bytes'])} | {r['snapshots']} "
+              f"| {b['mean_ms'] if b['mean_ms'] is not None else '-'} "
+              f"| {b['max_le_ms'] if b['max_le_ms'] is not None else '-'} "
+              f"| {r.get('bytes_per_service') or '-'} | {r.get('bytes_per_endpoint') or '-'} |")
+    print("\nternd CPU: user + system seconds used by ternd up to /ready 200 (the rest of "
+          "start→/ready is waiting for the fake API). Build: "
+          "tern_kubernetes_snapshot_build_seconds. B/service and B/endpoint both divide the "
+          "whole RSS growth over the empty ternd (after sync) by the count.\n")
+    lat = res["latency"]
+    print(f"## API event → answer (10k cluster, {lat['events']} events in {lat['seconds']} s, "
+          f"{lat['rate_per_s']}/s; apply RTT p50 {lat['apply_rtt_ms_p50']} ms)\n")
+    print("| change | events | p50 (ms) | p99 (ms) | max (ms) | missed |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for k, v in list(lat["by_kind"].items()) + [("all", lat["all"])]:
+        miss = sum(lat["missed"].values()) if k == "all" else lat["missed"].get(k, 0)
+        if v["n"]:
+            print(f"| {k} | {v['n']} | {v['p50_ms']} | {v['p99_ms']} | {v['max_ms']} | {miss} |")
+        else:
+            print(f"| {k} | 0 | - | - | - | {miss} |")
+    sb, pd = lat["snapshot_build"], lat["dns_programming_duration"]
+    print(f"\nSnapshots published during the run: {lat['snapshots_published']}, build mean "
+          f"{sb['mean_ms']} ms; dns_programming_duration: {pd['count']} slices, mean "
+          f"{pd['mean_ms']} ms, p50 ≤ {pd['p50_le_ms']} ms.\n")
+    d = res["dnsperf"]
+    print(f"## dnsperf on cluster names (10k cluster; {len(d['order'])} runs of "
+          f"{d['seconds_per_run']} s, order {'/'.join(d['order'])}; -c {d['clients']} "
+          f"-T {d['threads']})\n")
+    print("| server | QPS | avg latency (ms) | sent | lost |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for srv in ("ternd", "knotd"):
+        r = d[srv]
+        print(f"| {srv} | {r['qps']:.0f} | {r['avg_latency_ms']:.3f} | {r['sent']} "
+              f"| {r['lost']} |")
+    print(f"\nTern/knotd QPS ratio: {d['ratio_qps']:.2f}  (answers compared on "
+          f"{d['answers_checked']} queries: {d['answer_diffs']} differ; zone "
+          f"{d['zone_records']} records)")
+    for ex in d["answer_diff_examples"]:
+        print(f"  differs: {ex['query']}: ternd {str(ex['ternd'])[:300]} "
+              f"knotd {str(ex['knotd'])[:300]}")
+
+
+def version(argv):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True,
+                              timeout=10).stdout.strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ternd", default=os.path.join(ROOT, "build", "daemon", "ternd"))
+    ap.add_argument("--quick", action="store_true", help="10k only, 3 s dnsperf runs")
+    args = ap.parse_args()
+    if not os.access(args.ternd, os.X_OK):
+        sys.exit(f"cluster.py: no ternd at {args.ternd} (build it first: ninja -C build)")
+    for tool in ("dnsperf", "knotd"):
+        if not shutil.which(tool) and not os.access(f"/usr/sbin/{tool}", os.X_OK):
+            sys.exit(f"cluster.py: {tool} is required (Debian: dnsperf, knot)")
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)      # also when started in the background
+    bench = Bench(args)
+    try:
+        bench.run()
+    except KeyboardInterrupt:
+        print("cluster.py: interrupted", file=sys.stderr)
+        return 130
+    except BenchError as e:
+        print(f"cluster.py: {e}", file=sys.stderr)
+        return 1
+    finally:
+        bench.cleanup()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    res = bench.res
+    doc = {"date": date, "quick": bench.quick,
+           "host": {"cpus": os.cpu_count(), "machine": platform.machine()},
+           "versions": {"ternd": version([bench.ternd, "--version"]),
+                        "knotd": version([shutil.which("knotd") or "/usr/sbin/knotd",
+                                          "--version"])},
+           "settings": {"endpoints_per_service": ENDPOINTS_PER_SVC,
+                        "namespaces": NAMESPACES, "ternd_workers": 2, "knotd_udp_workers": 2,
+                        "ttl": TTL, "latency_rate_per_s": LAT_RATE,
+                        "latency_seconds": LAT_SECONDS, "seed": SEED,
+                        "fake_tcp_nodelay": True},
+           **res}
+    report(res)
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    out = os.path.join(ROOT, "bench", "results", f"cluster-{date}.json")
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    print(f"\nwrote {out} (total {res['total_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

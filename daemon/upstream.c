@@ -1,0 +1,1271 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The worker's io layer (see upstream.h): lib/engine/io.h implemented over the
+ * worker's epoll loop. Tables are preallocated at worker start; only a pooled TCP
+ * connection is allocated, when it is opened. Indices (uint32_t, UP_NONE for none)
+ * link parked requests and upstream queries, so nothing dangles when a slot is reused.
+ * Miss path only: the plain query path never enters this file.
+ */
+#include "daemon/upstream.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/timerfd.h>
+#include <libknot/libknot.h>
+
+#include "daemon/tcp.h"
+#include "lib/core/errcode.h"
+#include "lib/core/log.h"
+#include "lib/core/parse.h"
+#include "lib/core/stats.h"
+#include "lib/engine/io.h"
+#include "lib/engine/process.h"
+
+#define UP_NONE        UINT32_MAX
+#define UP_BUCKETS     8192             /* coalescing hash (power of two) */
+#define UP_TICK_MS     10               /* deadlines are rounded up to this */
+#define UP_MSG_MAX     65535
+#define UP_TCP_OUT     (64 * 1024)      /* queued queries per pooled connection */
+#define UP_CTRL        64
+
+/* Key of a question for coalescing and refresh de-duplication. */
+struct qkey {
+	uint8_t name[KNOT_DNAME_MAXLEN];   /* lowercase wire form */
+	uint16_t name_len;
+	uint16_t qtype, qclass;
+	uint8_t flags;                     /* KEY_DO | KEY_CD */
+};
+#define KEY_DO 1
+#define KEY_CD 2
+
+enum client_kind {
+	CLIENT_FREE = 0,
+	CLIENT_UDP,        /* reply with sendmsg on the listen socket */
+	CLIENT_TCP,        /* reply through tcp_reply() */
+	CLIENT_REFRESH,    /* no client: a background refresh */
+};
+
+/* A parked request: the client's query and how to answer it. */
+struct preq {
+	uint32_t next;                  /* free list, or the next waiter of the same query */
+	uint32_t uq;                    /* the upstream query waited on, UP_NONE if none */
+	enum client_kind kind;
+	enum tern_proto proto;
+	bool queued;                    /* a refresh not yet run */
+	unsigned listen_index;
+	uint32_t tcp_slot, tcp_gen;
+	socklen_t peer_len;
+	uint16_t ctrl_len;
+	uint16_t qlen;
+	unsigned attempts;
+	uint32_t tried;
+	uint64_t start_ns;
+	struct qkey key;                /* refreshes only (de-duplication) */
+	struct sockaddr_storage peer;
+	uint8_t ctrl[UP_CTRL];
+	uint8_t query[UPSTREAM_QUERY_MAX];
+};
+
+/* Health of one upstream address, for this worker. */
+struct host {
+	struct sockaddr_storage addr;
+	bool used, down, tcp;
+	unsigned fails, max_fails;
+	uint64_t next_probe_ms;
+	uint32_t probe;                 /* the probe in flight, UP_NONE if none */
+};
+
+struct upconn;
+
+/* One query sent upstream, with every request waiting for its reply. */
+struct uquery {
+	struct ep_item it;              /* first: its own UDP socket (fd -1 over TCP) */
+	bool used, tcp, probe, failed;
+	uint16_t id;
+	unsigned plugin_id;
+	uint32_t hash;
+	uint32_t hnext;                 /* coalescing chain, or the free list */
+	uint32_t aprev, anext;          /* the active list (deadline scans) */
+	uint32_t waiters;               /* first waiting preq */
+	struct upconn *conn;            /* over TCP */
+	uint32_t cnext;                 /* next query on the same connection */
+	struct host *host;
+	uint64_t deadline_ms;
+	uint64_t sent_ns;
+	struct qkey key;
+	struct sockaddr_storage addr;
+};
+
+/* A pooled TCP connection to one upstream (RFC 7766 pipelining). */
+struct upconn {
+	struct ep_item it;              /* first */
+	struct upconn *next;            /* the pool, or the list freed at turn end */
+	struct sockaddr_storage addr;
+	bool connected, dead;
+	uint32_t first;                 /* queries in flight on it */
+	unsigned inflight;
+	uint64_t idle_since_ms;
+	size_t out_len, out_off;
+	uint32_t rx_len;
+	uint8_t out[UP_TCP_OUT];
+	uint8_t rx[2 + UP_MSG_MAX];
+};
+
+struct tern_io {
+	struct worker *w;
+	struct ep_item timer;
+	uint64_t armed_ms;              /* when the timer fires, 0 = disarmed */
+	uint64_t rng;
+
+	struct preq *preqs;
+	uint32_t pfree;
+	struct uquery *uqs;
+	uint32_t ufree;
+	uint32_t active;                /* first active query */
+	uint32_t *buckets;
+	uint32_t *scratch;              /* UPSTREAM_INFLIGHT entries */
+	struct host hosts[UPSTREAM_HOSTS];
+	struct upconn *conns;
+	struct upconn *dead;
+	uint32_t refresh[UPSTREAM_REFRESHES];
+	unsigned nrefresh;
+
+	/* The request being re-run (resume or refresh), and whether it parked again. */
+	struct preq *cur;
+	bool cur_parked;
+
+	_Atomic uint64_t counters[UPSTREAM_COUNTER_COUNT];
+
+	uint8_t qbuf[UPSTREAM_QUERY_MAX];   /* the query handed to tern_process */
+	uint8_t reply[UP_MSG_MAX];          /* the upstream reply of a resume */
+	uint8_t out[2 + UP_MSG_MAX];        /* the answer of a resume (2: TCP length) */
+};
+
+const char *const upstream_counter_names[UPSTREAM_COUNTER_COUNT] = {
+	[UPSTREAM_SENT] = "sent",
+	[UPSTREAM_COALESCED] = "coalesced",
+	[UPSTREAM_REJECTED] = "rejected",
+	[UPSTREAM_BAD_REPLIES] = "bad_replies",
+	[UPSTREAM_TIMEOUTS] = "timeouts",
+	[UPSTREAM_ERRORS] = "errors",
+	[UPSTREAM_PROBES] = "probes",
+	[UPSTREAM_PROBE_FAILURES] = "probe_failures",
+	[UPSTREAM_TCP_REUSED] = "tcp_reused",
+	[UPSTREAM_TCP_OPENED] = "tcp_opened",
+	[UPSTREAM_REFRESHED] = "refreshed",
+};
+
+static void count(struct tern_io *io, enum upstream_counter c)
+{
+	uint64_t v = atomic_load_explicit(&io->counters[c], memory_order_relaxed);
+	atomic_store_explicit(&io->counters[c], v + 1, memory_order_relaxed);
+}
+
+void upstream_stats_read(const struct tern_io *io, uint64_t *sum)
+{
+	for (unsigned i = 0; i < UPSTREAM_COUNTER_COUNT; i++)
+		sum[i] += atomic_load_explicit(&io->counters[i], memory_order_relaxed);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* splitmix64: fast, and seeded from getrandom, so IDs are not guessable by a peer. */
+static uint64_t rng_next(struct tern_io *io)
+{
+	uint64_t z = (io->rng += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+	return x->sin6_port == y->sin6_port &&
+	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+static socklen_t addr_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* ---- keys ---------------------------------------------------------------------- */
+
+static void key_of_req(const struct tern_req *req, struct qkey *k)
+{
+	size_t len = knot_dname_size(req->qname);
+	memcpy(k->name, req->qname, len);
+	k->name_len = (uint16_t)len;
+	k->qtype = req->qtype;
+	k->qclass = req->qclass;
+	k->flags = (req->dnssec_ok ? KEY_DO : 0) |
+	           (knot_wire_get_cd(req->query->wire) ? KEY_CD : 0);
+}
+
+static bool key_equal(const struct qkey *a, const struct qkey *b)
+{
+	return a->name_len == b->name_len && a->qtype == b->qtype && a->qclass == b->qclass &&
+	       a->flags == b->flags && memcmp(a->name, b->name, a->name_len) == 0;
+}
+
+static uint32_t fnv(uint32_t h, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static uint32_t query_hash(const struct qkey *k, unsigned plugin_id,
+                           const struct sockaddr_storage *addr, bool tcp)
+{
+	uint32_t h = fnv(2166136261u, k->name, k->name_len);
+	uint32_t tail[4] = { k->qtype | (uint32_t)k->qclass << 16, k->flags, plugin_id, tcp };
+	h = fnv(h, tail, sizeof(tail));
+	return fnv(h, addr, addr_len(addr));
+}
+
+/* ---- timer --------------------------------------------------------------------- */
+
+static void timer_arm(struct tern_io *io, uint64_t at_ms)
+{
+	if (io->armed_ms != 0 && io->armed_ms <= at_ms)
+		return;
+	if (at_ms == 0)
+		at_ms = 1;   /* in the past: fires at once (0 would disarm) */
+	struct itimerspec its = {
+		.it_value = { .tv_sec = (time_t)(at_ms / 1000),
+		              .tv_nsec = (long)(at_ms % 1000) * 1000000 },
+	};
+	if (timerfd_settime(io->timer.fd, TFD_TIMER_ABSTIME, &its, NULL) != 0) {
+		tern_warn("worker %u, upstream timer failed (%s)", io->w->id, strerror(errno));
+		return;
+	}
+	io->armed_ms = at_ms;
+}
+
+static uint64_t deadline_after(struct tern_io *io, uint32_t ms)
+{
+	uint64_t t = io->w->now_ms + ms;
+	return (t + UP_TICK_MS - 1) / UP_TICK_MS * UP_TICK_MS;
+}
+
+/* ---- health -------------------------------------------------------------------- */
+
+static struct host *host_get(struct tern_io *io, const struct sockaddr_storage *addr)
+{
+	struct host *free_slot = NULL;
+	for (unsigned i = 0; i < UPSTREAM_HOSTS; i++) {
+		struct host *h = &io->hosts[i];
+		if (!h->used) {
+			if (!free_slot)
+				free_slot = h;
+			continue;
+		}
+		if (same_addr(&h->addr, addr))
+			return h;
+	}
+	if (!free_slot)
+		return NULL;   /* more upstreams than tracked: no health for this one */
+	*free_slot = (struct host) { .used = true, .addr = *addr, .probe = UP_NONE };
+	return free_slot;
+}
+
+static void host_result(struct tern_io *io, struct host *h, bool replied)
+{
+	if (!h)
+		return;
+	if (replied) {
+		h->fails = 0;
+		h->down = false;
+		return;
+	}
+	h->fails++;
+	if (!h->down && h->max_fails > 0 && h->fails >= h->max_fails) {
+		h->down = true;
+		h->next_probe_ms = io->w->now_ms + UPSTREAM_PROBE_MS;
+		timer_arm(io, h->next_probe_ms);
+		char buf[80];
+		tern_addr_str(&h->addr, buf, sizeof(buf));
+		tern_warn("worker %u, upstream %s down after %u failures, probing", io->w->id,
+		          buf, h->fails);
+	}
+}
+
+bool tern_io_upstream_down(struct tern_req *req, const struct sockaddr_storage *addr,
+                           unsigned max_fails)
+{
+	struct tern_io *io = req->io;
+	if (!io)
+		return false;
+	struct host *h = host_get(io, addr);
+	if (!h)
+		return false;
+	h->max_fails = max_fails;
+	if (max_fails == 0)
+		return false;
+	if (!h->down && h->fails >= max_fails) {
+		/* max_fails lowered since the failures were counted. */
+		h->down = true;
+		h->next_probe_ms = io->w->now_ms + UPSTREAM_PROBE_MS;
+		timer_arm(io, h->next_probe_ms);
+	}
+	return h->down;
+}
+
+/* ---- parked requests ----------------------------------------------------------- */
+
+static uint32_t preq_index(const struct tern_io *io, const struct preq *p)
+{
+	return (uint32_t)(p - io->preqs);
+}
+
+static struct preq *preq_alloc(struct tern_io *io)
+{
+	if (io->pfree == UP_NONE)
+		return NULL;
+	struct preq *p = &io->preqs[io->pfree];
+	io->pfree = p->next;
+	p->next = UP_NONE;
+	p->uq = UP_NONE;
+	p->queued = false;
+	p->attempts = 0;
+	p->tried = 0;
+	return p;
+}
+
+static void refresh_forget(struct tern_io *io, uint32_t pi)
+{
+	for (unsigned i = 0; i < io->nrefresh; i++) {
+		if (io->refresh[i] == pi) {
+			io->refresh[i] = io->refresh[--io->nrefresh];
+			return;
+		}
+	}
+}
+
+static void preq_free(struct tern_io *io, struct preq *p)
+{
+	uint32_t pi = preq_index(io, p);
+	if (p->kind == CLIENT_REFRESH)
+		refresh_forget(io, pi);
+	p->kind = CLIENT_FREE;
+	p->next = io->pfree;
+	io->pfree = pi;
+}
+
+/* Capture the client of the transport's current query (worker.h: cur_ctx). */
+static int preq_capture(struct tern_io *io, struct preq *p, const struct tern_req *req)
+{
+	struct worker *w = io->w;
+	const struct tern_query_ctx *ctx = w->cur_ctx;
+	if (!ctx)
+		return TERN_EINVAL;
+	p->listen_index = ctx->listen_index;
+	p->proto = ctx->proto;
+	p->peer = *ctx->src;
+	if (ctx->proto == TERN_PROTO_UDP) {
+		/* ctx->src is one of w->peer[]: its receive header has the packet info. */
+		ptrdiff_t i = ctx->src - w->peer;
+		if (i < 0 || i >= WORKER_BATCH)
+			return TERN_EINVAL;
+		const struct msghdr *rx = &w->rx[i].msg_hdr;
+		p->kind = CLIENT_UDP;
+		p->peer_len = rx->msg_namelen;
+		p->ctrl_len = 0;
+		if (w->udp[ctx->listen_index].pktinfo && rx->msg_controllen <= UP_CTRL) {
+			memcpy(p->ctrl, rx->msg_control, rx->msg_controllen);
+			p->ctrl_len = (uint16_t)rx->msg_controllen;
+		}
+	} else {
+		if (!w->cur_conn)
+			return TERN_EINVAL;
+		p->kind = CLIENT_TCP;
+		p->peer_len = addr_len(&p->peer);
+		tcp_park(w, w->cur_conn, &p->tcp_slot, &p->tcp_gen);
+	}
+	memcpy(p->query, req->query->wire, req->query->size);
+	p->qlen = (uint16_t)req->query->size;
+	p->start_ns = mono_ns();
+	return 0;
+}
+
+/* ---- upstream queries ---------------------------------------------------------- */
+
+static void active_unlink(struct tern_io *io, struct uquery *uq)
+{
+	if (uq->aprev != UP_NONE)
+		io->uqs[uq->aprev].anext = uq->anext;
+	else
+		io->active = uq->anext;
+	if (uq->anext != UP_NONE)
+		io->uqs[uq->anext].aprev = uq->aprev;
+	uq->aprev = uq->anext = UP_NONE;
+}
+
+static void hash_unlink(struct tern_io *io, struct uquery *uq)
+{
+	if (uq->hash == UP_NONE)
+		return;
+	uint32_t ui = (uint32_t)(uq - io->uqs);
+	uint32_t *pp = &io->buckets[uq->hash & (UP_BUCKETS - 1)];
+	while (*pp != UP_NONE && *pp != ui)
+		pp = &io->uqs[*pp].hnext;
+	if (*pp == ui)
+		*pp = uq->hnext;
+	uq->hash = UP_NONE;
+	uq->hnext = UP_NONE;
+}
+
+static void conn_unlink(struct upconn *c, struct tern_io *io, struct uquery *uq)
+{
+	uint32_t ui = (uint32_t)(uq - io->uqs);
+	uint32_t *pp = &c->first;
+	while (*pp != UP_NONE && *pp != ui)
+		pp = &io->uqs[*pp].cnext;
+	if (*pp == ui) {
+		*pp = uq->cnext;
+		c->inflight--;
+		if (c->inflight == 0)
+			c->idle_since_ms = io->w->now_ms;
+	}
+	uq->cnext = UP_NONE;
+}
+
+/* Take @p uq out of every index, close its socket and free its slot. */
+static void uq_release(struct tern_io *io, struct uquery *uq)
+{
+	hash_unlink(io, uq);
+	active_unlink(io, uq);
+	if (uq->conn)
+		conn_unlink(uq->conn, io, uq);
+	uq->conn = NULL;
+	if (uq->it.fd >= 0)
+		close(uq->it.fd);
+	uq->it.fd = -1;
+	if (uq->probe && uq->host && uq->host->probe == (uint32_t)(uq - io->uqs))
+		uq->host->probe = UP_NONE;
+	uq->used = false;
+	uq->hnext = io->ufree;
+	io->ufree = (uint32_t)(uq - io->uqs);
+}
+
+static struct uquery *uq_alloc(struct tern_io *io)
+{
+	if (io->ufree == UP_NONE)
+		return NULL;
+	uint32_t ui = io->ufree;
+	struct uquery *uq = &io->uqs[ui];
+	io->ufree = uq->hnext;
+	*uq = (struct uquery) {
+		.it = { .kind = EP_UP_UDP, .fd = -1 },
+		.used = true,
+		.hash = UP_NONE,
+		.hnext = UP_NONE,
+		.aprev = UP_NONE,
+		.anext = io->active,
+		.waiters = UP_NONE,
+		.cnext = UP_NONE,
+	};
+	if (io->active != UP_NONE)
+		io->uqs[io->active].aprev = ui;
+	io->active = ui;
+	return uq;
+}
+
+static struct uquery *uq_find(struct tern_io *io, uint32_t hash, const struct qkey *k,
+                              unsigned plugin_id, const struct sockaddr_storage *addr,
+                              bool tcp)
+{
+	for (uint32_t i = io->buckets[hash & (UP_BUCKETS - 1)]; i != UP_NONE;
+	     i = io->uqs[i].hnext) {
+		struct uquery *uq = &io->uqs[i];
+		if (uq->hash == hash && !uq->failed && uq->plugin_id == plugin_id &&
+		    uq->tcp == tcp && same_addr(&uq->addr, addr) && key_equal(&uq->key, k))
+			return uq;
+	}
+	return NULL;
+}
+
+/* ---- TCP pool ------------------------------------------------------------------ */
+
+static void conn_kill(struct tern_io *io, struct upconn *c);
+
+static int conn_watch(struct tern_io *io, struct upconn *c)
+{
+	bool out = !c->connected || c->out_off < c->out_len;
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0),
+		.data.ptr = &c->it,
+	};
+	return epoll_ctl(io->w->epfd, EPOLL_CTL_MOD, c->it.fd, &ev) == 0 ? 0 : -errno;
+}
+
+static struct upconn *conn_open(struct tern_io *io, const struct sockaddr_storage *addr)
+{
+	struct upconn *c = malloc(sizeof(*c));
+	if (!c)
+		return NULL;
+	memset(c, 0, offsetof(struct upconn, out));
+	c->first = UP_NONE;
+	c->addr = *addr;
+	c->idle_since_ms = io->w->now_ms;
+	c->it = (struct ep_item) { .kind = EP_UP_TCP, .fd = -1 };
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	c->it.fd = fd;
+	int on = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	if (connect(fd, (const struct sockaddr *)addr, addr_len(addr)) == 0)
+		c->connected = true;
+	else if (errno != EINPROGRESS)
+		goto fail;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLOUT, .data.ptr = &c->it };
+	if (epoll_ctl(io->w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+		goto fail;
+	c->next = io->conns;
+	io->conns = c;
+	count(io, UPSTREAM_TCP_OPENED);
+	return c;
+fail:
+	if (c->it.fd >= 0)
+		close(c->it.fd);
+	free(c);
+	return NULL;
+}
+
+static struct upconn *conn_get(struct tern_io *io, const struct sockaddr_storage *addr)
+{
+	for (struct upconn *c = io->conns; c; c = c->next) {
+		if (!c->dead && same_addr(&c->addr, addr)) {
+			count(io, UPSTREAM_TCP_REUSED);
+			return c;
+		}
+	}
+	return conn_open(io, addr);
+}
+
+/* Write what the kernel takes. @return 0, or -1 when the connection failed. */
+static int conn_flush(struct tern_io *io, struct upconn *c)
+{
+	while (c->connected && c->out_off < c->out_len) {
+		ssize_t n = send(c->it.fd, c->out + c->out_off, c->out_len - c->out_off,
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return -1;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	return conn_watch(io, c) == 0 ? 0 : -1;
+}
+
+/*
+ * Mark @p c failed from a path that must not resume requests (inside
+ * tern_io_forward): its queries fail at the next timer event, and it is closed then.
+ */
+static void conn_fail_later(struct tern_io *io, struct upconn *c)
+{
+	c->dead = true;
+	for (uint32_t i = c->first; i != UP_NONE; i = io->uqs[i].cnext) {
+		io->uqs[i].failed = true;
+		io->uqs[i].deadline_ms = 0;
+	}
+	timer_arm(io, 1);
+}
+
+/* ---- sending ------------------------------------------------------------------- */
+
+static int send_udp(struct tern_io *io, struct uquery *uq, const uint8_t *msg, size_t len)
+{
+	int fd = socket(uq->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Connected: the kernel drops datagrams from any other source. */
+	if (connect(fd, (const struct sockaddr *)&uq->addr, addr_len(&uq->addr)) != 0 ||
+	    send(fd, msg, len, MSG_DONTWAIT) != (ssize_t)len) {
+		int ret = -errno;
+		close(fd);
+		return ret;
+	}
+	uq->it.fd = fd;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &uq->it };
+	if (epoll_ctl(io->w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		int ret = -errno;
+		close(fd);
+		uq->it.fd = -1;
+		return ret;
+	}
+	return 0;
+}
+
+static bool conn_has_id(const struct tern_io *io, const struct upconn *c, uint16_t id)
+{
+	for (uint32_t i = c->first; i != UP_NONE; i = io->uqs[i].cnext) {
+		if (io->uqs[i].id == id)
+			return true;
+	}
+	return false;
+}
+
+static int send_tcp(struct tern_io *io, struct uquery *uq, uint8_t *msg, size_t len)
+{
+	struct upconn *c = conn_get(io, &uq->addr);
+	if (!c)
+		return TERN_ENOMEM;
+	if (c->out_len + 2 + len > UP_TCP_OUT)
+		return TERN_ENOSPC;
+	/* IDs are unique per connection: replies come in any order. */
+	for (int tries = 0; tries < 16 && conn_has_id(io, c, uq->id); tries++)
+		uq->id = (uint16_t)rng_next(io);
+	if (conn_has_id(io, c, uq->id))
+		return TERN_EEXIST;
+	knot_wire_set_id(msg, uq->id);
+	c->out[c->out_len] = (uint8_t)(len >> 8);
+	c->out[c->out_len + 1] = (uint8_t)len;
+	memcpy(c->out + c->out_len + 2, msg, len);
+	c->out_len += 2 + len;
+	uq->conn = c;
+	uq->cnext = c->first;
+	c->first = (uint32_t)(uq - io->uqs);
+	c->inflight++;
+	if (conn_flush(io, c) != 0)
+		conn_fail_later(io, c);   /* this query included: it fails from the timer */
+	return 0;
+}
+
+/*
+ * Start a query for @p k to @p addr with the message @p msg (ID rewritten). Never
+ * resumes anything. @return the query, or NULL with *err set.
+ */
+static struct uquery *uq_start(struct tern_io *io, const struct qkey *k, unsigned plugin_id,
+                               const struct sockaddr_storage *addr, bool tcp,
+                               uint32_t timeout_ms, uint8_t *msg, size_t len, int *err)
+{
+	struct uquery *uq = uq_alloc(io);
+	if (!uq) {
+		*err = TERN_ENOSPC;
+		return NULL;
+	}
+	uq->tcp = tcp;
+	uq->plugin_id = plugin_id;
+	uq->key = *k;
+	uq->addr = *addr;
+	uq->host = host_get(io, addr);
+	if (uq->host)
+		uq->host->tcp = tcp;   /* probes use the transport last used */
+	uq->id = (uint16_t)rng_next(io);
+	uq->deadline_ms = deadline_after(io, timeout_ms ? timeout_ms : 2000);
+	uq->sent_ns = mono_ns();
+	knot_wire_set_id(msg, uq->id);
+	int ret = tcp ? send_tcp(io, uq, msg, len) : send_udp(io, uq, msg, len);
+	if (ret != 0) {
+		uq_release(io, uq);
+		*err = ret;
+		return NULL;
+	}
+	uq->hash = query_hash(k, plugin_id, addr, tcp);
+	uint32_t *bucket = &io->buckets[uq->hash & (UP_BUCKETS - 1)];
+	uq->hnext = *bucket;
+	*bucket = (uint32_t)(uq - io->uqs);
+	count(io, UPSTREAM_SENT);
+	timer_arm(io, uq->deadline_ms);
+	return uq;
+}
+
+int tern_io_forward(struct tern_req *req, unsigned plugin_id, const struct tern_upstream_req *u)
+{
+	struct tern_io *io = req->io;
+	if (!io || !req->query || !req->qname)
+		return TERN_EINVAL;
+	struct preq *p = io->cur;
+	bool fresh = p == NULL;
+	if (!fresh && (io->cur_parked || p->uq != UP_NONE))
+		return TERN_EEXIST;   /* one attempt at a time per request */
+	if (fresh) {
+		if (req->query->size > UPSTREAM_QUERY_MAX || !(p = preq_alloc(io))) {
+			count(io, UPSTREAM_REJECTED);
+			return TERN_ENOSPC;
+		}
+	}
+	struct qkey k;
+	key_of_req(req, &k);
+	uint32_t hash = query_hash(&k, plugin_id, &u->addr, u->tcp);
+	struct uquery *uq = uq_find(io, hash, &k, plugin_id, &u->addr, u->tcp);
+	if (uq) {
+		count(io, UPSTREAM_COALESCED);
+	} else {
+		/* Send the client's query as it came, under a new ID. */
+		uint8_t msg[UPSTREAM_QUERY_MAX];
+		size_t len = req->query->size;
+		if (len > sizeof(msg)) {
+			count(io, UPSTREAM_REJECTED);
+			if (fresh)
+				preq_free(io, p);
+			return TERN_ENOSPC;
+		}
+		memcpy(msg, req->query->wire, len);
+		int err = 0;
+		uq = uq_start(io, &k, plugin_id, &u->addr, u->tcp, u->timeout_ms, msg, len, &err);
+		if (!uq) {
+			if (err == TERN_ENOSPC)
+				count(io, UPSTREAM_REJECTED);
+			if (fresh)
+				preq_free(io, p);
+			return err;
+		}
+	}
+	if (fresh) {
+		int ret = preq_capture(io, p, req);
+		if (ret != 0) {
+			preq_free(io, p);
+			return ret;   /* the query stays in flight and completes unused */
+		}
+	}
+	p->tried = u->tried;
+	p->attempts++;
+	p->uq = (uint32_t)(uq - io->uqs);
+	p->next = uq->waiters;
+	uq->waiters = preq_index(io, p);
+	if (!fresh)
+		io->cur_parked = true;
+	return 0;
+}
+
+/* ---- resuming ------------------------------------------------------------------ */
+
+static void deliver(struct tern_io *io, struct preq *p, size_t len)
+{
+	struct worker *w = io->w;
+	if (p->kind == CLIENT_TCP) {
+		if (tcp_reply(w, p->tcp_slot, p->tcp_gen, io->out, len) != 0 && len)
+			tern_stats_event(w->stats, TERN_STATS_DROPPED);
+		return;
+	}
+	if (p->kind != CLIENT_UDP || len == 0)
+		return;
+	int fd = p->listen_index < TERN_VIEW_MAX_LISTENS ? w->udp[p->listen_index].fd : -1;
+	if (fd < 0) {
+		tern_stats_event(w->stats, TERN_STATS_DROPPED);   /* the listener is gone */
+		return;
+	}
+	uint8_t ctrl[UP_CTRL];
+	memcpy(ctrl, p->ctrl, p->ctrl_len);
+	struct iovec iov = { .iov_base = io->out + 2, .iov_len = len };
+	struct msghdr msg = {
+		.msg_name = &p->peer,
+		.msg_namelen = p->peer_len,
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = p->ctrl_len ? ctrl : NULL,
+		.msg_controllen = p->ctrl_len,
+	};
+	if (p->ctrl_len)
+		msg.msg_controllen = worker_reply_control(&msg);
+	if (!msg.msg_controllen)
+		msg.msg_control = NULL;
+	if (sendmsg(fd, &msg, MSG_DONTWAIT) < 0)
+		tern_stats_event(w->stats, TERN_STATS_DROPPED);
+}
+
+/* Remove @p p from the waiters of its query (a plugin answered despite parking). */
+static void waiter_unlink(struct tern_io *io, struct preq *p)
+{
+	if (p->uq == UP_NONE)
+		return;
+	uint32_t pi = preq_index(io, p);
+	uint32_t *pp = &io->uqs[p->uq].waiters;
+	while (*pp != UP_NONE && *pp != pi)
+		pp = &io->preqs[*pp].next;
+	if (*pp == pi)
+		*pp = p->next;
+	p->uq = UP_NONE;
+	p->next = UP_NONE;
+}
+
+/* Run @p p's query through the chain again (resume or refresh) and answer its client. */
+static void preq_run(struct tern_io *io, struct preq *p, const struct tern_resume *r)
+{
+	struct worker *w = io->w;
+	bool parked = false;
+	struct tern_query_ctx ctx = {
+		.view = w->view,
+		.listen_index = p->listen_index,
+		.proto = p->proto,
+		.src = &p->peer,
+		.worker_id = w->id,
+		.now_ms = w->now_ms,
+		.arena = &w->arena,
+		.mm = &w->mm,
+		.stats = p->kind == CLIENT_REFRESH ? NULL : w->stats,
+		.io = io,
+		.resume = r,
+		.refresh = p->kind == CLIENT_REFRESH,
+		.start_ns = p->start_ns,
+		.parked = &parked,
+	};
+	memcpy(io->qbuf, p->query, p->qlen);
+	io->cur = p;
+	io->cur_parked = false;
+	size_t len = tern_process(&ctx, io->qbuf, p->qlen, io->out + 2, UP_MSG_MAX);
+	bool waiting = parked && io->cur_parked;
+	io->cur = NULL;
+	io->cur_parked = false;
+	if (waiting)
+		return;
+	waiter_unlink(io, p);
+	if (parked && p->kind != CLIENT_REFRESH)
+		tern_stats_event(w->stats, TERN_STATS_DROPPED);   /* parked, but sent nothing */
+	deliver(io, p, len);
+	preq_free(io, p);
+}
+
+/*
+ * The query @p uq ended: update health, take it out of every index, then re-run each
+ * waiter with the same result. @p wire (ANSWER) must not live in @p uq's connection.
+ */
+static void uq_finish(struct tern_io *io, struct uquery *uq, enum tern_resume_status st,
+                      const uint8_t *wire, uint16_t len)
+{
+	host_result(io, uq->host, st == TERN_RESUME_ANSWER);
+	if (st == TERN_RESUME_TIMEOUT)
+		count(io, UPSTREAM_TIMEOUTS);
+	else if (st == TERN_RESUME_ERROR)
+		count(io, UPSTREAM_ERRORS);
+	if (uq->probe && st != TERN_RESUME_ANSWER)
+		count(io, UPSTREAM_PROBE_FAILURES);
+	struct tern_resume r = {
+		.plugin_id = uq->plugin_id,
+		.status = st,
+		.wire = st == TERN_RESUME_ANSWER ? wire : NULL,
+		.len = st == TERN_RESUME_ANSWER ? len : 0,
+		.upstream = uq->addr,
+		.over_tcp = uq->tcp,
+		.rtt_us = (mono_ns() - uq->sent_ns) / 1000,
+	};
+	uint32_t list = uq->waiters;
+	uq->waiters = UP_NONE;
+	uq_release(io, uq);
+	while (list != UP_NONE) {
+		struct preq *p = &io->preqs[list];
+		list = p->next;
+		p->next = UP_NONE;
+		p->uq = UP_NONE;
+		r.tried = p->tried;
+		r.attempts = p->attempts;
+		preq_run(io, p, &r);
+	}
+}
+
+/* ---- replies ------------------------------------------------------------------- */
+
+/* A reply to @p uq: QR, its ID, one question equal to ours (name case-insensitive). */
+static bool reply_matches(const struct uquery *uq, const uint8_t *m, size_t len)
+{
+	if (len < KNOT_WIRE_HEADER_SIZE + 5 || !knot_wire_get_qr(m) ||
+	    knot_wire_get_id(m) != uq->id || knot_wire_get_qdcount(m) != 1 ||
+	    knot_wire_get_opcode(m) != KNOT_OPCODE_QUERY)
+		return false;
+	const uint8_t *name = m + KNOT_WIRE_HEADER_SIZE;
+	int nlen = knot_dname_wire_check(name, m + len, NULL);
+	if (nlen <= 0 || (size_t)nlen != uq->key.name_len ||
+	    KNOT_WIRE_HEADER_SIZE + (size_t)nlen + 4 > len)
+		return false;
+	if (!knot_dname_is_case_equal(name, uq->key.name))
+		return false;
+	return knot_wire_read_u16(name + nlen) == uq->key.qtype &&
+	       knot_wire_read_u16(name + nlen + 2) == uq->key.qclass;
+}
+
+static void udp_event(struct tern_io *io, struct uquery *uq)
+{
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(uq->it.fd, io->reply, sizeof(io->reply), MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			uq_finish(io, uq, TERN_RESUME_ERROR, NULL, 0);   /* ICMP refused, ... */
+			return;
+		}
+		if (!reply_matches(uq, io->reply, (size_t)n)) {
+			count(io, UPSTREAM_BAD_REPLIES);
+			continue;
+		}
+		uq_finish(io, uq, TERN_RESUME_ANSWER, io->reply, (uint16_t)n);
+		return;
+	}
+}
+
+/* Fail every query on @p c now and close it (freed at the end of the turn). */
+static void conn_kill(struct tern_io *io, struct upconn *c)
+{
+	for (struct upconn **pp = &io->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	c->dead = true;
+	if (c->it.fd >= 0)
+		close(c->it.fd);
+	c->it.fd = -1;
+	c->next = io->dead;
+	io->dead = c;
+	io->w->io_turn_work = true;
+	/* Re-runs may open a new connection; this one is out of the pool already. */
+	while (c->first != UP_NONE) {
+		struct uquery *uq = &io->uqs[c->first];
+		uq_finish(io, uq, TERN_RESUME_ERROR, NULL, 0);
+	}
+}
+
+static void tcp_messages(struct tern_io *io, struct upconn *c)
+{
+	uint32_t off = 0;
+	while (!c->dead && c->rx_len - off >= 2) {
+		uint32_t mlen = ((uint32_t)c->rx[off] << 8) | c->rx[off + 1];
+		if (c->rx_len - off < 2 + mlen)
+			break;
+		const uint8_t *m = c->rx + off + 2;
+		off += 2 + mlen;
+		struct uquery *uq = NULL;
+		if (mlen >= KNOT_WIRE_HEADER_SIZE) {
+			uint16_t id = knot_wire_get_id(m);
+			for (uint32_t i = c->first; i != UP_NONE; i = io->uqs[i].cnext) {
+				if (io->uqs[i].id == id) {
+					uq = &io->uqs[i];
+					break;
+				}
+			}
+		}
+		if (!uq || !reply_matches(uq, m, mlen)) {
+			count(io, UPSTREAM_BAD_REPLIES);
+			continue;
+		}
+		memcpy(io->reply, m, mlen);
+		uq_finish(io, uq, TERN_RESUME_ANSWER, io->reply, (uint16_t)mlen);
+	}
+	if (off > 0 && !c->dead) {
+		memmove(c->rx, c->rx + off, c->rx_len - off);
+		c->rx_len -= off;
+	}
+}
+
+static void tcp_event(struct tern_io *io, struct upconn *c, uint32_t events)
+{
+	if (c->dead)
+		return;
+	if (!c->connected && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+		int err = 0;
+		socklen_t elen = sizeof(err);
+		if (getsockopt(c->it.fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0) {
+			conn_kill(io, c);
+			return;
+		}
+		c->connected = true;
+	}
+	if ((events & EPOLLOUT) && conn_flush(io, c) != 0) {
+		conn_kill(io, c);
+		return;
+	}
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+		for (;;) {
+			ssize_t n = recv(c->it.fd, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len,
+			                 MSG_DONTWAIT);
+			if (n > 0) {
+				c->rx_len += (uint32_t)n;
+				tcp_messages(io, c);
+				if (c->dead)
+					return;
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			conn_kill(io, c);   /* closed by the upstream, or reset */
+			return;
+		}
+	}
+	if (c->dead)
+		return;
+	if (c->inflight == 0 && c->out_len == 0 && c->rx_len == 0)
+		c->idle_since_ms = io->w->now_ms;
+}
+
+/* ---- timer: deadlines, deferred failures, probes ------------------------------- */
+
+static void probe_send(struct tern_io *io, struct host *h)
+{
+	static const uint8_t probe_query[] = {
+		0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0,   /* header: no RD, one question */
+		0, 0, 2, 0, 1,                         /* . NS IN */
+	};
+	struct qkey k = { .name = { 0 }, .name_len = 1, .qtype = KNOT_RRTYPE_NS,
+	                  .qclass = KNOT_CLASS_IN };
+	uint8_t msg[sizeof(probe_query)];
+	memcpy(msg, probe_query, sizeof(msg));
+	int err = 0;
+	struct uquery *uq = uq_start(io, &k, UINT32_MAX, &h->addr, h->tcp, UPSTREAM_PROBE_MS,
+	                             msg, sizeof(msg), &err);
+	if (!uq) {
+		count(io, UPSTREAM_PROBE_FAILURES);
+		return;
+	}
+	hash_unlink(io, uq);   /* probes are never joined */
+	uq->probe = true;
+	h->probe = (uint32_t)(uq - io->uqs);
+	count(io, UPSTREAM_PROBES);
+}
+
+static void timer_event(struct tern_io *io)
+{
+	uint64_t ticks;
+	if (read(io->timer.fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		tern_warn("worker %u, upstream timer read failed (%s)", io->w->id, strerror(errno));
+	io->armed_ms = 0;
+	uint64_t now = io->w->now_ms;
+
+	/* Collect first: finishing re-runs requests, which may start new queries. */
+	unsigned n = 0;
+	for (uint32_t i = io->active; i != UP_NONE; i = io->uqs[i].anext) {
+		if (io->uqs[i].deadline_ms <= now)
+			io->scratch[n++] = i;
+	}
+	for (unsigned j = 0; j < n; j++)
+		hash_unlink(io, &io->uqs[io->scratch[j]]);   /* nothing joins them now */
+	for (unsigned j = 0; j < n; j++) {
+		struct uquery *uq = &io->uqs[io->scratch[j]];
+		if (!uq->used || uq->deadline_ms > now)
+			continue;   /* finished already, or the slot was reused meanwhile */
+		uq_finish(io, uq, uq->failed ? TERN_RESUME_ERROR : TERN_RESUME_TIMEOUT, NULL, 0);
+	}
+	/* Connections that failed inside tern_io_forward are closed now. */
+	for (struct upconn *c = io->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->dead) {
+			c->dead = false;   /* conn_kill sets it again and closes */
+			conn_kill(io, c);
+		}
+	}
+	uint64_t next = UINT64_MAX;
+	for (unsigned i = 0; i < UPSTREAM_HOSTS; i++) {
+		struct host *h = &io->hosts[i];
+		if (!h->used || !h->down)
+			continue;
+		if (h->next_probe_ms <= now && h->probe == UP_NONE) {
+			h->next_probe_ms = now + UPSTREAM_PROBE_MS;
+			probe_send(io, h);
+		}
+		if (h->next_probe_ms < next)
+			next = h->next_probe_ms;
+	}
+	for (uint32_t i = io->active; i != UP_NONE; i = io->uqs[i].anext) {
+		if (io->uqs[i].deadline_ms < next)
+			next = io->uqs[i].deadline_ms;
+	}
+	if (next != UINT64_MAX)
+		timer_arm(io, next <= now ? now + 1 : next);
+}
+
+void upstream_event(struct tern_io *io, struct ep_item *it, uint32_t events)
+{
+	switch (it->kind) {
+	case EP_UP_UDP: {
+		struct uquery *uq = (struct uquery *)it;
+		if (uq->used && uq->it.fd >= 0)
+			udp_event(io, uq);
+		break;
+	}
+	case EP_UP_TCP:
+		tcp_event(io, (struct upconn *)it, events);
+		break;
+	case EP_UP_TIMER:
+		timer_event(io);
+		break;
+	default:
+		break;
+	}
+}
+
+void upstream_tick(struct tern_io *io)
+{
+	uint64_t now = io->w->now_ms;
+	for (struct upconn *c = io->conns, *next; c; c = next) {
+		next = c->next;
+		if (!c->dead && c->inflight == 0 && now - c->idle_since_ms >= UPSTREAM_TCP_IDLE_MS)
+			conn_kill(io, c);
+	}
+}
+
+/* ---- refresh ------------------------------------------------------------------- */
+
+int tern_io_refresh(struct tern_req *req)
+{
+	struct tern_io *io = req->io;
+	if (!io || !req->query || !req->qname)
+		return TERN_EINVAL;
+	struct qkey k;
+	key_of_req(req, &k);
+	for (unsigned i = 0; i < io->nrefresh; i++) {
+		if (key_equal(&io->preqs[io->refresh[i]].key, &k))
+			return 0;   /* already pending */
+	}
+	if (io->nrefresh >= UPSTREAM_REFRESHES || req->query->size > UPSTREAM_QUERY_MAX)
+		return TERN_ENOSPC;
+	unsigned li;
+	if (io->cur)
+		li = io->cur->listen_index;
+	else if (io->w->cur_ctx)
+		li = io->w->cur_ctx->listen_index;
+	else
+		return TERN_EINVAL;
+	struct preq *p = preq_alloc(io);
+	if (!p)
+		return TERN_ENOSPC;
+	p->kind = CLIENT_REFRESH;
+	/* TCP: no truncation, so the answer hooks (a cache store) see the whole answer. */
+	p->proto = TERN_PROTO_TCP;
+	p->listen_index = li;
+	p->queued = true;
+	p->key = k;
+	memset(&p->peer, 0, sizeof(p->peer));
+	p->peer_len = 0;
+	p->ctrl_len = 0;
+	memcpy(p->query, req->query->wire, req->query->size);
+	p->qlen = (uint16_t)req->query->size;
+	p->start_ns = 0;
+	io->refresh[io->nrefresh++] = preq_index(io, p);
+	io->w->io_turn_work = true;
+	return 0;
+}
+
+void upstream_turn_end(struct tern_io *io)
+{
+	io->w->io_turn_work = false;
+	uint32_t run[UPSTREAM_REFRESHES];
+	unsigned n = 0;
+	for (unsigned i = 0; i < io->nrefresh; i++) {
+		struct preq *p = &io->preqs[io->refresh[i]];
+		if (p->queued) {
+			p->queued = false;
+			run[n++] = io->refresh[i];
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		count(io, UPSTREAM_REFRESHED);
+		preq_run(io, &io->preqs[run[i]], NULL);
+	}
+	while (io->dead) {
+		struct upconn *c = io->dead;
+		io->dead = c->next;
+		free(c);
+	}
+}
+
+/* ---- life cycle ---------------------------------------------------------------- */
+
+int upstream_new(struct worker *w, struct tern_io **out)
+{
+	struct tern_io *io = calloc(1, sizeof(*io));
+	if (!io)
+		return -ENOMEM;
+	io->w = w;
+	io->timer = (struct ep_item) { .kind = EP_UP_TIMER, .fd = -1 };
+	io->preqs = calloc(UPSTREAM_PARKED, sizeof(io->preqs[0]));
+	io->uqs = calloc(UPSTREAM_INFLIGHT, sizeof(io->uqs[0]));
+	io->buckets = malloc(UP_BUCKETS * sizeof(io->buckets[0]));
+	io->scratch = malloc(UPSTREAM_INFLIGHT * sizeof(io->scratch[0]));
+	int ret = -ENOMEM;
+	if (!io->preqs || !io->uqs || !io->buckets || !io->scratch)
+		goto fail;
+	for (uint32_t i = 0; i < UPSTREAM_PARKED; i++)
+		io->preqs[i].next = i + 1 < UPSTREAM_PARKED ? i + 1 : UP_NONE;
+	io->pfree = 0;
+	for (uint32_t i = 0; i < UPSTREAM_INFLIGHT; i++) {
+		io->uqs[i].it.fd = -1;
+		io->uqs[i].hnext = i + 1 < UPSTREAM_INFLIGHT ? i + 1 : UP_NONE;
+	}
+	io->ufree = 0;
+	io->active = UP_NONE;
+	for (uint32_t i = 0; i < UP_BUCKETS; i++)
+		io->buckets[i] = UP_NONE;
+	if (getrandom(&io->rng, sizeof(io->rng), 0) != sizeof(io->rng)) {
+		ret = -errno;
+		goto fail;
+	}
+	io->timer.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (io->timer.fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &io->timer };
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, io->timer.fd, &ev) != 0) {
+		ret = -errno;
+		goto fail;
+	}
+	*out = io;
+	return 0;
+fail:
+	upstream_free(io);
+	return ret;
+}
+
+void upstream_free(struct tern_io *io)
+{
+	if (!io)
+		return;
+	if (io->uqs) {
+		for (uint32_t i = 0; i < UPSTREAM_INFLIGHT; i++) {
+			if (io->uqs[i].it.fd >= 0)
+				close(io->uqs[i].it.fd);
+		}
+	}
+	while (io->conns) {
+		struct upconn *c = io->conns;
+		io->conns = c->next;
+		if (c->it.fd >= 0)
+			close(c->it.fd);
+		free(c);
+	}
+	while (io->dead) {
+		struct upconn *c = io->dead;
+		io->dead = c->next;
+		free(c);
+	}
+	if (io->timer.fd >= 0)
+		close(io->timer.fd);
+	free(io->preqs);
+	free(io->uqs);
+	free(io->buckets);
+	free(io->scratch);
+	free(io);
+}

@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Integration tests of the forward plugin against real upstreams on loopback.
+
+Peers: PowerDNS (bind backend) authoritative for the internal zone corp.internal,
+knotd authoritative for the "public" zone pub.example (a TXT too big for UDP, short
+TTLs), and in-process Python upstreams (ternlib.PyUpstream) that count every query they
+get and can stay silent, answer garbage or answer with the wrong ID. Each test starts
+its own ternd with the YAML of lib/plugins/forward/README.md and stops it at the end.
+Run: python3 tests/integration/test_forward.py [name-filter...]
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ternlib import (Blackhole, Garbage, Knotd, Pdns, PyUpstream, Skip, Ternd, check, eq,  # noqa: E402
+                     metric_sum, query, require_tool, run_tests, udp_blast, wait_for)
+
+CORP_ZONE = """$ORIGIN corp.internal.
+$TTL 300
+@    IN SOA ns1 hostmaster 1 3600 600 86400 60
+@    IN NS  ns1
+ns1  IN A   127.0.0.1
+wiki IN A   10.10.0.5
+git  IN A   10.10.0.6
+"""
+
+BIG_TXT = " ".join('"' + ("%03d" % i) * 60 + '"' for i in range(12))   # ~2.2 kB
+PUB_ZONE = f"""$ORIGIN pub.example.
+$TTL 300
+@     IN SOA ns hostmaster 1 3600 600 86400 30
+@     IN NS  ns
+ns    IN A   127.0.0.1
+www   IN A   192.0.2.10
+short 2 IN A 192.0.2.11
+big   IN TXT {BIG_TXT}
+"""
+
+peers = {}
+
+
+def setup_module():
+    require_tool("kdig")
+    for tool in ("pdns_server", "knotd"):
+        if not any(os.path.exists(os.path.join(d, tool)) for d in ("/usr/sbin", "/usr/bin")):
+            raise Skip(f"{tool} not installed (tools/deps.sh)")
+    peers["pdns"] = Pdns({"corp.internal": CORP_ZONE}).start()
+    peers["knotd"] = Knotd({"pub.example": PUB_ZONE}).start()
+
+
+def teardown_module():
+    for p in peers.values():
+        p.cleanup()
+
+
+def forward_server(blocks, **top):
+    """ternd with these server blocks (each {zones, plugins}), started and ready.
+
+    The "." block gets `local: {}` so that the readiness probe (localhost. SOA) is
+    answered even when every upstream is silent."""
+    for b in blocks:
+        if "." in b["zones"]:
+            b["plugins"].setdefault("local", {})
+    cfg = {"servers": blocks}
+    cfg.update(top)
+    return Ternd(cfg).start(zone="localhost")
+
+
+def upstream(u):
+    return f"127.0.0.1:{u.port}"
+
+
+def py(*records, **kw):
+    """A started PyUpstream for pub.example with records (name, TYPE, value[, ttl])."""
+    u = PyUpstream(**kw)
+    for r in records:
+        u.add(*r)
+    return u.start()
+
+
+# ---------------------------------------------------------------------------- routing
+
+def test_split_dns_sends_the_internal_zone_to_pdns_and_the_rest_to_knotd():
+    pd, kn = peers["pdns"], peers["knotd"]
+    t = forward_server([
+        {"zones": ["corp.internal."], "plugins": {"forward": {"to": [upstream(pd)]}}},
+        {"zones": ["."], "plugins": {"forward": {"to": [upstream(kn)]}}},
+    ])
+    try:
+        before = len(pd.queries("www.pub.example."))
+        m = query(t.port, "wiki.corp.internal", rd=True)
+        eq(m.rcode_name, "NOERROR", "internal rcode")
+        eq([r.data for r in m.answer], ["10.10.0.5"], "internal answer")
+        check(pd.queries("wiki.corp.internal.", "A"), "pdns never saw wiki.corp.internal")
+
+        m = query(t.port, "www.pub.example", rd=True)
+        eq([r.data for r in m.answer], ["192.0.2.10"], "public answer")
+        eq(len(pd.queries("www.pub.example.")), before, "public name leaked to pdns")
+
+        m = query(t.port, "nope.corp.internal", rd=True)
+        eq(m.rcode_name, "NXDOMAIN", "internal NXDOMAIN passed through")
+        check(m.rrs("authority", "SOA"), f"NXDOMAIN without the SOA: {m}")
+    finally:
+        t.cleanup()
+
+
+def test_local_names_are_answered_locally_and_never_forwarded():
+    u = py(("www.pub.example", "A", "192.0.2.1"), zone="pub.example.")
+    t = forward_server([{"zones": ["."], "plugins": {
+        "local": {}, "forward": {"to": [upstream(u)]}}}])
+    try:
+        m = query(t.port, "localhost", rd=True)
+        eq([r.data for r in m.answer], ["127.0.0.1"], "localhost A")
+        m = query(t.port, "db.localhost", "AAAA", rd=True)
+        eq([r.data for r in m.answer], ["::1"], "name under localhost. AAAA")
+        m = query(t.port, "localhost.pub.example", rd=True)
+        eq([r.data for r in m.answer], ["127.0.0.1"], "localhost.<zone>")
+        m = query(t.port, "1.0.0.127.in-addr.arpa", "PTR", rd=True)
+        eq([r.data for r in m.answer], ["localhost."], "loopback PTR")
+        m = query(t.port, "1.2.3.127.in-addr.arpa", "PTR", rd=True)
+        eq(m.rcode_name, "NXDOMAIN", "other 127/8 reverse name")
+        v6 = ".".join(["1"] + ["0"] * 31) + ".ip6.arpa"
+        m = query(t.port, v6, "PTR", rd=True)
+        eq([r.data for r in m.answer], ["localhost."], "::1 PTR")
+        eq(u.count(), 0, "queries that reached the upstream")
+        check(metric_sum(t.metrics(), "coredns_local_localhost_requests_total") >= 2,
+              "coredns_local_localhost_requests_total")
+        m = query(t.port, "www.pub.example", rd=True)
+        eq(u.count("www.pub.example."), 1, "other names are still forwarded")
+    finally:
+        t.cleanup()
+        u.stop()
+
+
+# ----------------------------------------------------------------------- transports
+
+def test_truncated_udp_answer_is_retried_over_tcp():
+    kn = peers["knotd"]
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {"to": [upstream(kn)]}}}])
+    try:
+        m = query(t.port, "big.pub.example", "TXT", tcp=True, rd=True)
+        eq(m.rcode_name, "NOERROR", "rcode")
+        eq(len(m.answer), 1, "one TXT record")
+        eq(len(m.answer[0].data), 12, "all 12 strings of the big TXT")
+        m = query(t.port, "big.pub.example", "TXT", rd=True)
+        check(m.tc, f"a 2 kB answer to a 512-byte UDP client must carry TC: {m}")
+    finally:
+        t.cleanup()
+    # The same through an upstream that counts: it must have been asked over TCP.
+    u = py(("big.pub.example", "TXT", ["%03d" % i * 60 for i in range(12)]))
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {"to": [upstream(u)]}}}])
+    try:
+        m = query(t.port, "big.pub.example", "TXT", tcp=True, rd=True)
+        eq(len(m.answer[0].data), 12, "all strings")
+        check(u.count("big.pub.example.", proto="udp") >= 1, "first attempt over UDP")
+        check(u.count("big.pub.example.", proto="tcp") >= 1, "retry over TCP after TC")
+    finally:
+        t.cleanup()
+        u.stop()
+
+
+def test_force_tcp_sends_every_query_over_tcp():
+    u = py(("www.pub.example", "A", "192.0.2.1"))
+    t = forward_server([{"zones": ["."], "plugins": {
+        "forward": {"to": [upstream(u)], "force_tcp": True}}}])
+    try:
+        for i in range(5):
+            m = query(t.port, "www.pub.example", rd=True)
+            eq([r.data for r in m.answer], ["192.0.2.1"], "answer")
+        eq(u.count(proto="udp"), 0, "UDP queries with force_tcp")
+        eq(u.count(proto="tcp"), 5, "TCP queries")
+    finally:
+        t.cleanup()
+        u.stop()
+
+
+# ------------------------------------------------------------------------- policies
+
+def _two_upstreams(policy, **fwd):
+    a = py(zone="pub.example.")
+    b = py(zone="pub.example.")
+    for u in (a, b):
+        for i in range(40):
+            u.add(f"n{i}.pub.example", "A", f"192.0.2.{i + 1}")
+    conf = {"to": [upstream(a), upstream(b)], "policy": policy}
+    conf.update(fwd)
+    t = forward_server([{"zones": ["."], "plugins": {"forward": conf}}])
+    return a, b, t
+
+
+def test_sequential_policy_always_asks_the_first_upstream():
+    a, b, t = _two_upstreams("sequential")
+    try:
+        for i in range(20):
+            eq(query(t.port, f"n{i}.pub.example", rd=True).rcode_name, "NOERROR", "rcode")
+        eq(a.count(), 20, "queries to the first upstream")
+        eq(b.count(), 0, "queries to the second upstream")
+    finally:
+        t.cleanup()
+        a.stop()
+        b.stop()
+
+
+def test_round_robin_policy_alternates_between_upstreams():
+    a, b, t = _two_upstreams("round_robin")
+    try:
+        for i in range(20):
+            eq(query(t.port, f"n{i}.pub.example", rd=True).rcode_name, "NOERROR", "rcode")
+        check(a.count() >= 5 and b.count() >= 5,
+              f"round_robin split {a.count()}/{b.count()}, want both >= 5")
+        eq(a.count() + b.count(), 20, "total upstream queries")
+    finally:
+        t.cleanup()
+        a.stop()
+        b.stop()
+
+
+def test_random_policy_uses_both_upstreams():
+    a, b, t = _two_upstreams("random")
+    try:
+        for i in range(40):
+            query(t.port, f"n{i}.pub.example", rd=True)
+        check(a.count() >= 5 and b.count() >= 5, f"random split {a.count()}/{b.count()}")
+    finally:
+        t.cleanup()
+        a.stop()
+        b.stop()
+
+
+# ------------------------------------------------------------------ health checking
+
+def test_a_stopped_upstream_is_marked_down_and_restored_when_it_returns():
+    a, b, t = _two_upstreams("sequential", max_fails=2, read_timeout="500ms")
+    try:
+        query(t.port, "n0.pub.example", rd=True)
+        eq(a.count(), 1, "first upstream used while healthy")
+        a.stop()
+        # Failures mark it down; then every query goes to b without waiting on a.
+        for i in range(1, 10):
+            m = query(t.port, f"n{i}.pub.example", rd=True, timeout=3)
+            eq(m.rcode_name, "NOERROR", "answered by the second upstream")
+        wait_for(lambda: b.count() >= 8, 5, what="traffic moved to the second upstream")
+        t0 = time.monotonic()
+        m = query(t.port, "n20.pub.example", rd=True, timeout=3)
+        check(time.monotonic() - t0 < 0.4, "a down upstream still delays queries")
+        check(metric_sum(t.metrics(), "coredns_proxy_healthcheck_failures_total") >= 1,
+              "coredns_proxy_healthcheck_failures_total after the upstream stopped")
+
+        a.start()  # same port; the probe (". IN NS" every 0.5 s) finds it again
+        wait_for(lambda: a.count(".", "NS") >= 1, 5, what="a health probe to the restarted upstream")
+        a.reset()
+
+        def back():
+            query(t.port, f"n{30 + a.count()}.pub.example", rd=True)
+            return a.count(qtype="A") >= 1
+        wait_for(back, 10, interval=0.2, what="traffic back on the first upstream")
+    finally:
+        t.cleanup()
+        a.stop()
+        b.stop()
+
+
+def test_failfast_all_unhealthy_upstreams_answers_servfail_at_once():
+    a = py(zone="pub.example.").add("www.pub.example", "A", "192.0.2.1")
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {
+        "to": [upstream(a)], "max_fails": 1, "read_timeout": "300ms",
+        "failfast_all_unhealthy_upstreams": True}}}], workers=1)
+    try:
+        a.stop()
+        for _ in range(3):
+            try:
+                query(t.port, "www.pub.example", rd=True, timeout=2, retries=0)
+            except TimeoutError:
+                pass
+        t0 = time.monotonic()
+        m = query(t.port, "www.pub.example", rd=True, timeout=2, retries=0)
+        eq(m.rcode_name, "SERVFAIL", "all upstreams down")
+        check(time.monotonic() - t0 < 0.2, "failfast took longer than a read timeout")
+    finally:
+        t.cleanup()
+        a.stop()
+
+
+# ------------------------------------------------------------------ overload, abuse
+
+def test_max_concurrent_refuses_queries_beyond_the_limit():
+    bh = Blackhole().start()
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {
+        "to": [upstream(bh)], "max_concurrent": 5, "read_timeout": "2s"}}}])
+    try:
+        replies = udp_blast(t.port, [(f"q{i}.pub.example", "A") for i in range(40)],
+                            timeout=1.0)
+        refused = sum(1 for r in replies if r is not None and r.rcode_name == "REFUSED")
+        # At most max_concurrent in flight per instance (per worker at worst: 2 x 5).
+        check(refused >= 30, f"{refused} of 40 REFUSED with max_concurrent 5")
+        check(bh.count() <= 10, f"the blackhole got {bh.count()} queries, limit 5")
+        check(metric_sum(t.metrics(), "coredns_forward_max_concurrent_rejects_total") >= 30,
+              "coredns_forward_max_concurrent_rejects_total")
+    finally:
+        t.cleanup()
+        bh.stop()
+
+
+def _bad_then_good(bad):
+    good = py(("www.pub.example", "A", "192.0.2.77"))
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {
+        "to": [upstream(bad), upstream(good)], "policy": "sequential",
+        "read_timeout": "400ms"}}}])
+    return good, t
+
+
+def _check_bad_upstream(bad, what):
+    bad.start()
+    good, t = _bad_then_good(bad)
+    try:
+        m = query(t.port, "www.pub.example", rd=True, timeout=4, retries=0)
+        eq(m.rcode_name, "NOERROR", f"{what}: answer from the good upstream")
+        eq([r.data for r in m.answer], ["192.0.2.77"], f"{what}: answer")
+        check(bad.count() >= 1, f"{what}: the bad upstream was tried first")
+        eq(good.count("www.pub.example."), 1, f"{what}: good upstream queries")
+        # Alone, the bad upstream gives the client SERVFAIL, never its junk.
+    finally:
+        t.cleanup()
+        good.stop()
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {
+        "to": [upstream(bad)], "read_timeout": "400ms"}}}])
+    try:
+        m = query(t.port, "www.pub.example", rd=True, timeout=4, retries=0)
+        eq(m.rcode_name, "SERVFAIL", f"{what}: alone")
+        eq(m.question[0][0].lower(), "www.pub.example.", f"{what}: question echoed")
+    finally:
+        t.cleanup()
+        bad.stop()
+
+
+def test_an_upstream_answering_garbage_is_ignored():
+    _check_bad_upstream(Garbage("garbage"), "garbage")
+
+
+def test_an_upstream_answering_with_wrong_ids_is_ignored():
+    _check_bad_upstream(Garbage("wrong_id"), "wrong ID")
+
+
+def test_an_upstream_answering_nothing_times_out_to_the_next():
+    _check_bad_upstream(Blackhole(), "blackhole")
+
+
+def test_except_zone_is_not_forwarded():
+    u = py(("www.pub.example", "A", "192.0.2.1"), ("www.internal.pub.example", "A", "192.0.2.9"))
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {
+        "to": [upstream(u)], "except": ["internal.pub.example."]}}}])
+    try:
+        eq(query(t.port, "www.pub.example", rd=True).rcode_name, "NOERROR", "forwarded")
+        m = query(t.port, "www.internal.pub.example", rd=True)
+        check(m.rcode_name != "NOERROR" or not m.answer, f"except zone answered: {m}")
+        eq(u.count("www.internal.pub.example."), 0, "except zone reached the upstream")
+    finally:
+        t.cleanup()
+        u.stop()
+
+
+if __name__ == "__main__":
+    run_tests(globals())
