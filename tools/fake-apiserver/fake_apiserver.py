@@ -721,6 +721,9 @@ class Server(ThreadingHTTPServer):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers, bodies and watch events go out as separate small writes: without
+    # TCP_NODELAY, Nagle plus the client's delayed ACK hold them back ~40 ms.
+    disable_nagle_algorithm = True
     server_version = "fake-apiserver"
     sys_version = ""
 
