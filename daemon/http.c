@@ -47,6 +47,14 @@ struct endpoint {
 	unsigned paths;
 };
 
+/* Daemon-owned counters rendered into every scrape (http_set_extra_metrics). */
+static void (*extra_metrics)(FILE *out);
+
+void http_set_extra_metrics(void (*fn)(FILE *out))
+{
+	extra_metrics = fn;
+}
+
 static struct endpoint endpoints[HTTP_MAX_ENDPOINTS];
 static size_t nendpoints;
 static bool draining; /* atomic */
@@ -179,6 +187,8 @@ static enum MHD_Result serve_metrics(struct MHD_Connection *conn)
 	if (!out)
 		return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
 	tern_stats_render(out);   /* offline: takes the stats registry mutex */
+	if (extra_metrics)
+		extra_metrics(out);
 	reader_enter();
 	const struct tern_view *v = TERN_RCU_DEREF(tern_view_root);
 	if (v) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "lib/engine/conf.h"
 
@@ -29,3 +30,10 @@ void http_set_draining(bool on);
 
 /** Stop every endpoint and wait for their threads. Safe to call when none runs. */
 void http_stop(void);
+
+/**
+ * Also write what @p fn renders into every /metrics scrape (daemon-owned counters
+ * such as the io layer's). Set before http_start; @p fn runs on the HTTP thread and
+ * must only read what stays valid until http_stop.
+ */
+void http_set_extra_metrics(void (*fn)(FILE *out));

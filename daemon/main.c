@@ -20,6 +20,7 @@
 
 #include "daemon/http.h"
 #include "daemon/listener.h"
+#include "daemon/upstream.h"
 #include "daemon/worker.h"
 #include "kube/kube.h"
 #include "lib/cluster/source.h"
@@ -30,6 +31,26 @@
 #include "lib/core/stats.h"
 #include "lib/engine/conf.h"
 #include "lib/engine/view.h"
+
+/* The running workers, for the io layer's counters on /metrics (valid until http_stop). */
+static struct worker **running_workers;
+static unsigned running_nworkers;
+
+static void render_upstream_metrics(FILE *out)
+{
+	uint64_t sum[UPSTREAM_COUNTER_COUNT] = { 0 };
+	for (unsigned i = 0; i < running_nworkers; i++) {
+		if (running_workers[i] && running_workers[i]->io)
+			upstream_stats_read(running_workers[i]->io, sum);
+	}
+	for (unsigned c = 0; c < UPSTREAM_COUNTER_COUNT; c++) {
+		const char *name = upstream_counter_names[c];
+		fprintf(out, "# HELP tern_upstream_%s_total Upstream queries (forward): %s, "
+		        "all workers.\n# TYPE tern_upstream_%s_total counter\n"
+		        "tern_upstream_%s_total %llu\n", name, name, name, name,
+		        (unsigned long long)sum[c]);
+	}
+}
 
 static const struct worker_tcp_limits tcp_limits = {
 	.max_conns = 1024,
@@ -187,6 +208,9 @@ static int serve(const char *path)
 			goto out;
 		}
 	}
+	running_workers = workers;
+	running_nworkers = n;
+	http_set_extra_metrics(render_upstream_metrics);
 	if (http_start(view->conf) != 0)
 		goto out;
 	for (unsigned i = 0; i < n; i++) {
@@ -221,9 +245,9 @@ static int serve(const char *path)
 	sleep_ms(lameduck);
 	rc = 0;
 out:
+	http_stop();   /* first: a scrape reads the workers' io counters */
 	for (unsigned i = 0; workers && i < n; i++)
 		worker_stop(workers[i]);
-	http_stop();
 	kube_stop_all();
 	free(workers);
 	if (sfd >= 0)

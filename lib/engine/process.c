@@ -190,7 +190,7 @@ static int answer_raw(struct tern_req *req)
  * A raw answer is complete: finish it, or make it a SERVFAIL when unusable. 0 = drop.
  * Kept out of line: inlined, it costs the plain path ~12 instructions per query.
  */
-static TERN_COLD __attribute__((noinline))
+static TERN_COLD TERN_NOINLINE
 size_t answer_raw_done(struct tern_req *req, uint8_t *out, uint16_t cap)
 {
 	if (answer_raw(req) == 0)
