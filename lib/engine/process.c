@@ -127,12 +127,7 @@ static void run_answer_hooks(struct tern_req *req, size_t ran)
 	}
 }
 
-/*
- * A raw answer (req->raw_len, see req.h) finished in place: the query's ID, RD and CD,
- * QR, the question with the client's case, truncation to the question with TC when
- * it does not fit, and the OPT record. @return 0, or -1 when the message is unusable.
- */
-static int answer_raw(struct tern_req *req)
+int tern_process_finish_raw(struct tern_req *req)
 {
 	knot_pkt_t *ans = req->answer;
 	uint8_t *wire = ans->wire;
@@ -193,7 +188,7 @@ static int answer_raw(struct tern_req *req)
 static TERN_COLD TERN_NOINLINE
 size_t answer_raw_done(struct tern_req *req, uint8_t *out, uint16_t cap)
 {
-	if (answer_raw(req) == 0)
+	if (tern_process_finish_raw(req) == 0)
 		return req->answer->size;
 	req->raw_len = 0;
 	if (answer_reset(req, out, cap, KNOT_RCODE_SERVFAIL) != KNOT_EOK)

@@ -69,3 +69,12 @@ struct tern_query_ctx {
  */
 size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len,
                     uint8_t *out, size_t out_cap);
+
+/**
+ * Finish a raw answer (req->raw_len, see req.h) in place: the query's ID, RD and CD, QR,
+ * the question with the client's case, truncation to the question with TC when it does
+ * not fit, and the OPT record. The engine calls it before the answer hooks; a hook
+ * that puts a raw answer in place late (the cache's serve-stale "verify") calls it too.
+ * @return 0, or -1 when the message is unusable (then answer SERVFAIL).
+ */
+int tern_process_finish_raw(struct tern_req *req);

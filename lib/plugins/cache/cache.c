@@ -553,51 +553,6 @@ static size_t answer_extent(const struct tern_req *req)
 }
 
 /*
- * Finish a raw answer made in the answer hook, which runs after the engine finished
- * the chain's answer (process.c answer_raw): the query's ID, RD, CD and question case,
- * truncation to the question with TC when it does not fit, and the OPT record.
- */
-static void finish_late(struct tern_req *req)
-{
-	knot_pkt_t *ans = req->answer;
-	uint8_t *w = ans->wire;
-	const uint8_t *q = req->query->wire;
-	size_t qsec = knot_pkt_question_size(req->query);
-	size_t opt = req->has_edns ? 11 : 0;
-	size_t len = req->raw_len;
-	if (len + opt > ans->max_size) {
-		len = KNOT_WIRE_HEADER_SIZE + qsec;
-		knot_wire_set_tc(w);
-		knot_wire_set_ancount(w, 0);
-		knot_wire_set_nscount(w, 0);
-		knot_wire_set_arcount(w, 0);
-		req->truncated = true;
-	}
-	memcpy(w + KNOT_WIRE_HEADER_SIZE, q + KNOT_WIRE_HEADER_SIZE, qsec);
-	knot_wire_set_id(w, knot_wire_get_id(q));
-	if (knot_wire_get_rd(q))
-		knot_wire_set_rd(w);
-	else
-		knot_wire_clear_rd(w);
-	if (knot_wire_get_cd(q))
-		knot_wire_set_cd(w);
-	else
-		knot_wire_clear_cd(w);
-	if (opt) {
-		/* Root owner, OPT, our payload size, no extended RCODE, version 0, DO echoed. */
-		static const uint8_t opt_rr[11] = { 0, 0, KNOT_RRTYPE_OPT,
-		                                    TERN_UDP_MAX_PAYLOAD >> 8,
-		                                    TERN_UDP_MAX_PAYLOAD & 0xff };
-		memcpy(w + len, opt_rr, sizeof(opt_rr));
-		if (req->dnssec_ok)
-			w[len + 7] = 0x80;
-		knot_wire_set_arcount(w, (uint16_t)(knot_wire_get_arcount(w) + 1));
-	}
-	req->raw_len = (uint16_t)len;
-	ans->size = len + opt;
-}
-
-/*
  * Whether @p old must stay instead of a new answer of class @p cls: a SERVFAIL never
  * replaces an answer that can still be served (fresh, or stale within serve_stale),
  * and with prefer_positive neither does a denial replace a positive answer.
@@ -636,7 +591,7 @@ static void cache_answer(struct tern_req *req, const struct tern_plugin_inst *pi
 			if (c->stale_verify && !req->refresh && now >= old->expire_ms) {
 				/* RFC 8767 verify: the upstream failed, answer stale. */
 				serve(req, pi, c, old, true);
-				finish_late(req);
+				tern_process_finish_raw(req);
 				count(c, req, CTR_STALE);
 			}
 			return;
