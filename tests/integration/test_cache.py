@@ -97,7 +97,8 @@ def test_denial_ttl_caps_the_negative_ttl():
     u = upstream(soa_min=300)
     t = cached_server(u, cache={"denial": {"ttl": 2}})
     try:
-        query(t.port, "nope.pub.example", rd=True)
+        first = query(t.port, "nope.pub.example", rd=True)
+        check(first.rrs("authority", "SOA")[0].ttl <= 2, f"denial ttl cap on the miss: {first}")
         m = query(t.port, "nope.pub.example", rd=True)
         check(m.rrs("authority", "SOA")[0].ttl <= 2, f"denial ttl cap on a hit: {m}")
         eq(u.count("nope.pub.example."), 1, "upstream queries while cached")

@@ -604,6 +604,16 @@ static void cache_answer(struct tern_req *req, const struct tern_plugin_inst *pi
 	struct cache_entry *e = cache_entry_new(req->answer->wire, &s, cls, &k, &c->lim[kind], now);
 	if (e == NULL)
 		return;
+	/*
+	 * The client of this miss gets the TTLs the entry will serve (capped, floored,
+	 * SOA minimum for denials), as CoreDNS does, so the first and later answers agree.
+	 * The answer and the entry share their layout up to OPT.
+	 */
+	uint8_t *w = req->answer->wire;
+	for (uint16_t i = 0; i < e->nrr; i++) {
+		if ((size_t)e->offs[i] + 4 <= answer_extent(req))
+			knot_wire_write_u32(w + e->offs[i], e->ttls[i]);
+	}
 	if (e->ttl_ms == 0) {
 		cache_entry_free(e);   /* TTL 0 with min_ttl 0: nothing to keep */
 		return;
