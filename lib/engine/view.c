@@ -161,9 +161,11 @@ static int build_routes(struct tern_view *v, const struct tern_conf *conf, struc
 			}
 		}
 	}
-	for (size_t li = 0; li < v->nlistens; li++)
-		qsort(v->listens[li].routes, v->listens[li].nroutes,
-		      sizeof(struct tern_route), route_cmp);
+	for (size_t li = 0; li < v->nlistens; li++) {
+		if (v->listens[li].nroutes > 1)   /* inactive addresses have no routes (NULL) */
+			qsort(v->listens[li].routes, v->listens[li].nroutes,
+			      sizeof(struct tern_route), route_cmp);
+	}
 	return 0;
 }
 
