@@ -4,6 +4,9 @@
  * worker's epoll loop. Tables are preallocated at worker start; only a pooled TCP
  * connection is allocated, when it is opened. Indices (uint32_t, UP_NONE for none)
  * link parked requests and upstream queries, so nothing dangles when a slot is reused.
+ * A DNS-over-TLS upstream uses the same pooled, pipelined connection as TCP with a
+ * TLS link (upstream_tls.c) between the framing and the socket; its TLS profile
+ * (server name, credentials) is part of the pool key and is what its health probes use.
  * Miss path only: the plain query path never enters this file.
  */
 #include "daemon/upstream.h"
@@ -22,6 +25,7 @@
 #include <libknot/libknot.h>
 
 #include "daemon/tcp.h"
+#include "daemon/upstream_tls.h"
 #include "lib/core/errcode.h"
 #include "lib/core/log.h"
 #include "lib/core/parse.h"
@@ -78,6 +82,7 @@ struct preq {
 struct host {
 	struct sockaddr_storage addr;
 	bool used, down, tcp;
+	struct upstream_tls_profile *tls;   /* held: probes go over TLS with it */
 	unsigned fails, max_fails;
 	uint64_t next_probe_ms;
 	uint32_t probe;                 /* the probe in flight, UP_NONE if none */
@@ -96,6 +101,7 @@ struct uquery {
 	uint32_t aprev, anext;          /* the active list (deadline scans) */
 	uint32_t waiters;               /* first waiting preq */
 	struct upconn *conn;            /* over TCP */
+	struct upstream_tls_profile *tls;   /* over TLS: its connection's profile */
 	uint32_t cnext;                 /* next query on the same connection */
 	struct host *host;
 	uint64_t deadline_ms;
@@ -110,6 +116,11 @@ struct upconn {
 	struct upconn *next;            /* the pool, or the list freed at turn end */
 	struct sockaddr_storage addr;
 	bool connected, dead;
+	struct upstream_tls_profile *profile;  /* held; NULL: plain TCP (part of the pool key) */
+	struct upstream_tls_link *tls;  /* NULL: plain TCP, or TLS could not start */
+	bool tls_ready;                 /* handshake done */
+	bool tls_broken;                /* TLS could not start: fails at the next timer event */
+	size_t tls_pending;             /* length of a TLS send to repeat (GnuTLS's rule) */
 	uint32_t first;                 /* queries in flight on it */
 	unsigned inflight;
 	uint64_t idle_since_ms;
@@ -135,6 +146,7 @@ struct tern_io {
 	struct host hosts[UPSTREAM_HOSTS];
 	struct upconn *conns;
 	struct upconn *dead;
+	struct upstream_tls *tls;
 	uint32_t refresh[UPSTREAM_REFRESHES];
 	unsigned nrefresh;
 
@@ -161,6 +173,9 @@ const char *const upstream_counter_names[UPSTREAM_COUNTER_COUNT] = {
 	[UPSTREAM_TCP_REUSED] = "tcp_reused",
 	[UPSTREAM_TCP_OPENED] = "tcp_opened",
 	[UPSTREAM_REFRESHED] = "refreshed",
+	[UPSTREAM_TLS_HANDSHAKES] = "tls_handshakes",
+	[UPSTREAM_TLS_RESUMED] = "tls_resumed",
+	[UPSTREAM_TLS_FAILURES] = "tls_failures",
 };
 
 static void count(struct tern_io *io, enum upstream_counter c)
@@ -495,13 +510,14 @@ static struct uquery *uq_alloc(struct tern_io *io)
 
 static struct uquery *uq_find(struct tern_io *io, uint32_t hash, const struct qkey *k,
                               unsigned plugin_id, const struct sockaddr_storage *addr,
-                              bool tcp)
+                              bool tcp, const struct upstream_tls_profile *tls)
 {
 	for (uint32_t i = io->buckets[hash & (UP_BUCKETS - 1)]; i != UP_NONE;
 	     i = io->uqs[i].hnext) {
 		struct uquery *uq = &io->uqs[i];
 		if (uq->hash == hash && !uq->failed && uq->plugin_id == plugin_id &&
-		    uq->tcp == tcp && same_addr(&uq->addr, addr) && key_equal(&uq->key, k))
+		    uq->tcp == tcp && uq->tls == tls && same_addr(&uq->addr, addr) &&
+		    key_equal(&uq->key, k))
 			return uq;
 	}
 	return NULL;
@@ -513,7 +529,13 @@ static void conn_kill(struct tern_io *io, struct upconn *c);
 
 static int conn_watch(struct tern_io *io, struct upconn *c)
 {
-	bool out = !c->connected || c->out_off < c->out_len;
+	bool out;
+	if (!c->connected)
+		out = true;
+	else if (c->profile && !c->tls_ready)
+		out = c->tls && upstream_tls_wants_write(c->tls);   /* the handshake's next step */
+	else
+		out = c->out_off < c->out_len;
 	struct epoll_event ev = {
 		.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0),
 		.data.ptr = &c->it,
@@ -521,7 +543,8 @@ static int conn_watch(struct tern_io *io, struct upconn *c)
 	return epoll_ctl(io->w->epfd, EPOLL_CTL_MOD, c->it.fd, &ev) == 0 ? 0 : -errno;
 }
 
-static struct upconn *conn_open(struct tern_io *io, const struct sockaddr_storage *addr)
+static struct upconn *conn_open(struct tern_io *io, const struct sockaddr_storage *addr,
+                                struct upstream_tls_profile *profile)
 {
 	struct upconn *c = malloc(sizeof(*c));
 	if (!c)
@@ -541,6 +564,15 @@ static struct upconn *conn_open(struct tern_io *io, const struct sockaddr_storag
 		c->connected = true;
 	else if (errno != EINPROGRESS)
 		goto fail;
+	if (profile) {
+		/* A TLS start failure (bad credentials) fails this connection's queries. */
+		if (upstream_tls_link_new(io->tls, profile, fd, addr, &c->tls) == 0)
+			profile = upstream_tls_link_profile(c->tls);
+		else
+			c->tls_broken = true;
+		c->profile = profile;
+		upstream_tls_hold(profile);
+	}
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLOUT, .data.ptr = &c->it };
 	if (epoll_ctl(io->w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
 		goto fail;
@@ -549,26 +581,51 @@ static struct upconn *conn_open(struct tern_io *io, const struct sockaddr_storag
 	count(io, UPSTREAM_TCP_OPENED);
 	return c;
 fail:
+	upstream_tls_link_free(io->tls, c->tls);
+	upstream_tls_drop(io->tls, c->profile);
 	if (c->it.fd >= 0)
 		close(c->it.fd);
 	free(c);
 	return NULL;
 }
 
-static struct upconn *conn_get(struct tern_io *io, const struct sockaddr_storage *addr)
+static struct upconn *conn_get(struct tern_io *io, const struct sockaddr_storage *addr,
+                               struct upstream_tls_profile *profile)
 {
 	for (struct upconn *c = io->conns; c; c = c->next) {
-		if (!c->dead && same_addr(&c->addr, addr)) {
+		if (!c->dead && c->profile == profile && same_addr(&c->addr, addr)) {
 			count(io, UPSTREAM_TCP_REUSED);
 			return c;
 		}
 	}
-	return conn_open(io, addr);
+	return conn_open(io, addr, profile);
+}
+
+/* The TLS side of conn_flush: records of what is queued, once the handshake is done. */
+static int conn_flush_tls(struct tern_io *io, struct upconn *c)
+{
+	while (c->tls_ready && c->out_off < c->out_len) {
+		size_t len = c->tls_pending ? c->tls_pending : c->out_len - c->out_off;
+		ssize_t n = upstream_tls_send(c->tls, c->out + c->out_off, len);
+		if (n == -EAGAIN) {
+			c->tls_pending = len;
+			break;
+		}
+		if (n < 0)
+			return -1;
+		c->tls_pending = 0;
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	return conn_watch(io, c) == 0 ? 0 : -1;
 }
 
 /* Write what the kernel takes. @return 0, or -1 when the connection failed. */
 static int conn_flush(struct tern_io *io, struct upconn *c)
 {
+	if (c->profile)
+		return conn_flush_tls(io, c);   /* never plain text to a TLS upstream */
 	while (c->connected && c->out_off < c->out_len) {
 		ssize_t n = send(c->it.fd, c->out + c->out_off, c->out_len - c->out_off,
 		                 MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -634,9 +691,10 @@ static bool conn_has_id(const struct tern_io *io, const struct upconn *c, uint16
 	return false;
 }
 
-static int send_tcp(struct tern_io *io, struct uquery *uq, uint8_t *msg, size_t len)
+static int send_tcp(struct tern_io *io, struct uquery *uq, uint8_t *msg, size_t len,
+                    struct upstream_tls_profile *tls)
 {
-	struct upconn *c = conn_get(io, &uq->addr);
+	struct upconn *c = conn_get(io, &uq->addr, tls);
 	if (!c)
 		return TERN_ENOMEM;
 	if (c->out_len + 2 + len > UP_TCP_OUT)
@@ -652,11 +710,17 @@ static int send_tcp(struct tern_io *io, struct uquery *uq, uint8_t *msg, size_t 
 	memcpy(c->out + c->out_len + 2, msg, len);
 	c->out_len += 2 + len;
 	uq->conn = c;
+	uq->tls = c->profile;
 	uq->cnext = c->first;
 	c->first = (uint32_t)(uq - io->uqs);
 	c->inflight++;
-	if (conn_flush(io, c) != 0)
+	if (c->tls_broken) {
+		if (!c->dead)
+			count(io, UPSTREAM_TLS_FAILURES);
+		conn_fail_later(io, c);
+	} else if (conn_flush(io, c) != 0) {
 		conn_fail_later(io, c);   /* this query included: it fails from the timer */
+	}
 	return 0;
 }
 
@@ -666,29 +730,38 @@ static int send_tcp(struct tern_io *io, struct uquery *uq, uint8_t *msg, size_t 
  */
 static struct uquery *uq_start(struct tern_io *io, const struct qkey *k, unsigned plugin_id,
                                const struct sockaddr_storage *addr, bool tcp,
-                               uint32_t timeout_ms, uint8_t *msg, size_t len, int *err)
+                               struct upstream_tls_profile *tls, uint32_t timeout_ms,
+                               uint8_t *msg, size_t len, int *err)
 {
 	struct uquery *uq = uq_alloc(io);
 	if (!uq) {
 		*err = TERN_ENOSPC;
 		return NULL;
 	}
+	tcp = tcp || tls;
 	uq->tcp = tcp;
 	uq->plugin_id = plugin_id;
 	uq->key = *k;
 	uq->addr = *addr;
 	uq->host = host_get(io, addr);
-	if (uq->host)
-		uq->host->tcp = tcp;   /* probes use the transport last used */
 	uq->id = (uint16_t)rng_next(io);
 	uq->deadline_ms = deadline_after(io, timeout_ms ? timeout_ms : 2000);
 	uq->sent_ns = mono_ns();
 	knot_wire_set_id(msg, uq->id);
-	int ret = tcp ? send_tcp(io, uq, msg, len) : send_udp(io, uq, msg, len);
+	int ret = tcp ? send_tcp(io, uq, msg, len, tls) : send_udp(io, uq, msg, len);
 	if (ret != 0) {
 		uq_release(io, uq);
 		*err = ret;
 		return NULL;
+	}
+	if (uq->host) {
+		/* Probes use the transport (and TLS profile) last used. */
+		uq->host->tcp = tcp;
+		if (uq->host->tls != uq->tls) {
+			upstream_tls_hold(uq->tls);
+			upstream_tls_drop(io->tls, uq->host->tls);
+			uq->host->tls = uq->tls;
+		}
 	}
 	uq->hash = query_hash(k, plugin_id, addr, tcp);
 	uint32_t *bucket = &io->buckets[uq->hash & (UP_BUCKETS - 1)];
@@ -716,8 +789,16 @@ int tern_io_forward(struct tern_req *req, unsigned plugin_id, const struct tern_
 	}
 	struct qkey k;
 	key_of_req(req, &k);
-	uint32_t hash = query_hash(&k, plugin_id, &u->addr, u->tcp);
-	struct uquery *uq = uq_find(io, hash, &k, plugin_id, &u->addr, u->tcp);
+	struct upstream_tls_profile *tls = NULL;
+	if (u->tls && !(tls = upstream_tls_profile(io->tls, u->tls))) {
+		count(io, UPSTREAM_REJECTED);
+		if (fresh)
+			preq_free(io, p);
+		return TERN_ENOSPC;
+	}
+	bool tcp = u->tcp || tls;
+	uint32_t hash = query_hash(&k, plugin_id, &u->addr, tcp);
+	struct uquery *uq = uq_find(io, hash, &k, plugin_id, &u->addr, tcp, tls);
 	if (uq) {
 		count(io, UPSTREAM_COALESCED);
 	} else {
@@ -732,7 +813,7 @@ int tern_io_forward(struct tern_req *req, unsigned plugin_id, const struct tern_
 		}
 		memcpy(msg, req->query->wire, len);
 		int err = 0;
-		uq = uq_start(io, &k, plugin_id, &u->addr, u->tcp, u->timeout_ms, msg, len, &err);
+		uq = uq_start(io, &k, plugin_id, &u->addr, tcp, tls, u->timeout_ms, msg, len, &err);
 		if (!uq) {
 			if (err == TERN_ENOSPC)
 				count(io, UPSTREAM_REJECTED);
@@ -934,6 +1015,10 @@ static void conn_kill(struct tern_io *io, struct upconn *c)
 		}
 	}
 	c->dead = true;
+	upstream_tls_link_free(io->tls, c->tls);   /* before close: close_notify */
+	c->tls = NULL;
+	upstream_tls_drop(io->tls, c->profile);
+	c->profile = NULL;
 	if (c->it.fd >= 0)
 		close(c->it.fd);
 	c->it.fd = -1;
@@ -979,6 +1064,47 @@ static void tcp_messages(struct tern_io *io, struct upconn *c)
 	}
 }
 
+/* Read into @p c's buffer. @return bytes, 0 at EOF, or -errno (-EAGAIN: nothing now). */
+static ssize_t conn_recv(struct upconn *c)
+{
+	void *buf = c->rx + c->rx_len;
+	size_t room = sizeof(c->rx) - c->rx_len;
+	if (c->tls)
+		return upstream_tls_recv(c->tls, buf, room);
+	ssize_t n = recv(c->it.fd, buf, room, MSG_DONTWAIT);
+	if (n >= 0)
+		return n;
+	return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+/*
+ * Advance @p c's TLS handshake. @return true when it is done (queued queries can go),
+ * false while it waits for the socket or when it failed (the connection is killed).
+ */
+static bool tls_handshake(struct tern_io *io, struct upconn *c)
+{
+	int ret = upstream_tls_handshake(c->tls, io->w->id);
+	if (ret == -EAGAIN) {
+		if (conn_watch(io, c) != 0)
+			conn_kill(io, c);
+		return false;
+	}
+	if (ret != 0) {
+		count(io, UPSTREAM_TLS_FAILURES);
+		conn_kill(io, c);   /* its queries fail: forward tries the next upstream */
+		return false;
+	}
+	c->tls_ready = true;
+	count(io, UPSTREAM_TLS_HANDSHAKES);
+	if (upstream_tls_resumed(c->tls))
+		count(io, UPSTREAM_TLS_RESUMED);
+	if (conn_flush(io, c) != 0) {
+		conn_kill(io, c);
+		return false;
+	}
+	return true;
+}
+
 static void tcp_event(struct tern_io *io, struct upconn *c, uint32_t events)
 {
 	if (c->dead)
@@ -992,14 +1118,20 @@ static void tcp_event(struct tern_io *io, struct upconn *c, uint32_t events)
 		}
 		c->connected = true;
 	}
+	if (c->profile && !c->tls_ready) {
+		if (!c->connected || !c->tls)
+			return;   /* connecting, or TLS could not start (fails from the timer) */
+		if (!tls_handshake(io, c))
+			return;   /* waiting for the socket, or failed */
+		events |= EPOLLIN;   /* the server may have sent more in the last flight */
+	}
 	if ((events & EPOLLOUT) && conn_flush(io, c) != 0) {
 		conn_kill(io, c);
 		return;
 	}
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 		for (;;) {
-			ssize_t n = recv(c->it.fd, c->rx + c->rx_len, sizeof(c->rx) - c->rx_len,
-			                 MSG_DONTWAIT);
+			ssize_t n = conn_recv(c);
 			if (n > 0) {
 				c->rx_len += (uint32_t)n;
 				tcp_messages(io, c);
@@ -1007,9 +1139,9 @@ static void tcp_event(struct tern_io *io, struct upconn *c, uint32_t events)
 					return;
 				continue;
 			}
-			if (n < 0 && errno == EINTR)
+			if (n == -EINTR)
 				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			if (n == -EAGAIN)
 				break;
 			conn_kill(io, c);   /* closed by the upstream, or reset */
 			return;
@@ -1034,8 +1166,8 @@ static void probe_send(struct tern_io *io, struct host *h)
 	uint8_t msg[sizeof(probe_query)];
 	memcpy(msg, probe_query, sizeof(msg));
 	int err = 0;
-	struct uquery *uq = uq_start(io, &k, UINT32_MAX, &h->addr, h->tcp, UPSTREAM_PROBE_MS,
-	                             msg, sizeof(msg), &err);
+	struct uquery *uq = uq_start(io, &k, UINT32_MAX, &h->addr, h->tcp, h->tls,
+	                             UPSTREAM_PROBE_MS, msg, sizeof(msg), &err);
 	if (!uq) {
 		count(io, UPSTREAM_PROBE_FAILURES);
 		return;
@@ -1216,6 +1348,10 @@ int upstream_new(struct worker *w, struct tern_io **out)
 	}
 	io->ufree = 0;
 	io->active = UP_NONE;
+	ret = upstream_tls_new(&io->tls);
+	if (ret != 0)
+		goto fail;
+	ret = -ENOMEM;
 	for (uint32_t i = 0; i < UP_BUCKETS; i++)
 		io->buckets[i] = UP_NONE;
 	if (getrandom(&io->rng, sizeof(io->rng), 0) != sizeof(io->rng)) {
@@ -1252,10 +1388,15 @@ void upstream_free(struct tern_io *io)
 	while (io->conns) {
 		struct upconn *c = io->conns;
 		io->conns = c->next;
+		upstream_tls_link_free(io->tls, c->tls);
+		upstream_tls_drop(io->tls, c->profile);
 		if (c->it.fd >= 0)
 			close(c->it.fd);
 		free(c);
 	}
+	for (unsigned i = 0; i < UPSTREAM_HOSTS; i++)
+		upstream_tls_drop(io->tls, io->hosts[i].tls);
+	upstream_tls_free(io->tls);
 	while (io->dead) {
 		struct upconn *c = io->dead;
 		io->dead = c->next;

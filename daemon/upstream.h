@@ -4,7 +4,8 @@
  * worker, created by worker_new() and driven from the worker's epoll loop, so it needs
  * no locks. It keeps the parked requests (a preallocated table: the query copy, how
  * to reach the client, start time), the upstream queries in flight (a fresh connected
- * UDP socket each, or a pooled pipelined TCP connection per upstream), their deadlines
+ * UDP socket each, or a pooled pipelined TCP connection per upstream, with TLS on it
+ * for DNS-over-TLS upstreams: daemon/upstream_tls.h), their deadlines
  * (one timerfd), coalescing of identical questions, per-upstream health with ". IN NS"
  * probes, and the queue of background refreshes. When a reply (or timeout, or error)
  * arrives it re-runs every waiting request through tern_process() with ctx.resume and
@@ -24,7 +25,7 @@
 #define UPSTREAM_QUERY_MAX   512     /**< largest client query that can park */
 #define UPSTREAM_HOSTS       64      /**< upstream addresses tracked per worker */
 #define UPSTREAM_REFRESHES   256     /**< background refreshes pending per worker */
-#define UPSTREAM_TCP_IDLE_MS 10000   /**< pooled TCP connections close when idle this long */
+#define UPSTREAM_TCP_IDLE_MS 10000   /**< pooled TCP/TLS connections close when idle this long */
 #define UPSTREAM_PROBE_MS    500     /**< health probe interval of a down upstream */
 
 /** Per-worker counters (relaxed atomics; summed by upstream_stats_read). */
@@ -40,6 +41,9 @@ enum upstream_counter {
 	UPSTREAM_TCP_REUSED,       /**< TCP queries sent on a pooled connection */
 	UPSTREAM_TCP_OPENED,       /**< pooled TCP connections opened */
 	UPSTREAM_REFRESHED,        /**< background refreshes run */
+	UPSTREAM_TLS_HANDSHAKES,   /**< TLS handshakes completed (DNS over TLS) */
+	UPSTREAM_TLS_RESUMED,      /**< of those, resumed sessions */
+	UPSTREAM_TLS_FAILURES,     /**< TLS connections that failed: handshake, certificate */
 	UPSTREAM_COUNTER_COUNT,
 };
 

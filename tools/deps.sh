@@ -6,9 +6,10 @@ set -euo pipefail
 
 BUILD_PKGS=(gcc pkg-config meson ninja-build libknot-dev liburcu-dev
 	libcyaml-dev libyaml-dev libjemalloc-dev libmicrohttpd-dev libcriterion-dev
-	libcurl4-openssl-dev libyajl-dev)
+	libcurl4-openssl-dev libyajl-dev libgnutls28-dev)
 TEST_PKGS=(python3 knot-dnsutils dnsutils dnsperf knot prometheus curl valgrind iproute2
-	pdns-server pdns-backend-bind unbound)
+	pdns-server pdns-backend-bind unbound openssl
+	nsd knot-resolver dnsmasq pdns-recursor)
 
 missing=()
 for p in "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"; do
@@ -27,8 +28,9 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet knot 2>/dev/null; then
 	$SUDO systemctl disable --now knot >/dev/null 2>&1 || true
 fi
-# Same for PowerDNS and Unbound (forward/cache tests start their own on loopback ports).
-for svc in pdns unbound; do
+# Same for PowerDNS, Unbound and the bench peers (tests and bench/run.py start their own
+# on loopback ports).
+for svc in pdns unbound nsd kresd@1 dnsmasq pdns-recursor; do
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
 		$SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
 	fi

@@ -44,17 +44,32 @@ struct tern_resume {
 	uint64_t rtt_us;                         /**< attempt duration */
 };
 
+/**
+ * How to reach a DNS-over-TLS upstream (RFC 7858). The strings are borrowed for the
+ * duration of the tern_io_forward() call only: the io layer copies what it keeps.
+ */
+struct tern_upstream_tls {
+	const char *servername;   /**< SNI and the name the certificate must carry; NULL or
+	                               "": no SNI, the certificate must carry the IP address */
+	const char *ca_file;      /**< PEM CAs trusted besides the system store, or NULL */
+	const char *cert_file;    /**< PEM client certificate, or NULL */
+	const char *key_file;     /**< its PEM private key (with cert_file), or NULL */
+};
+
 /** One attempt to ask an upstream. */
 struct tern_upstream_req {
 	struct sockaddr_storage addr;
 	bool tcp;                 /**< TCP (force_tcp, or a retry after TC) */
 	uint32_t timeout_ms;      /**< read timeout of this attempt */
 	uint32_t tried;           /**< handed back in tern_resume.tried */
+	const struct tern_upstream_tls *tls;  /**< DNS over TLS (implies TCP), NULL: plain */
 };
 
 /**
  * Send the request's question upstream (a new random ID, a random source port for
- * UDP or a pooled TCP connection) and park the request; the caller returns TERN_PARK.
+ * UDP or a pooled TCP connection, TLS on it when @p u->tls is set) and park the
+ * request; the caller returns TERN_PARK. A TLS handshake or certificate failure ends
+ * the attempt with TERN_RESUME_ERROR.
  * An identical question already in flight from this worker to the same upstream is
  * joined instead of sent again (coalescing).
  * @return 0, or a negative TERN_E* code (no io, no free slot): then answer another way.

@@ -1286,11 +1286,15 @@ class PyUpstream:
     delay (seconds before each reply), mode: 'answer' (default), 'blackhole' (read,
     never reply), 'garbage' (random bytes), 'wrong_id' (a correct reply with another
     ID), 'rcode' (reply with self.rcode). stop() closes the sockets; start() again
-    comes back on the same port."""
+    comes back on the same port. With tls (an ssl.SSLContext for a server) the TCP port
+    speaks DNS over TLS instead: its queries are recorded as 'tls', self.tls_conns
+    counts the completed handshakes (self.tls_resumed the resumed ones,
+    self.tls_failed the failed ones), and stop() also closes the open connections."""
 
     name = "pyupstream"
 
-    def __init__(self, zone="pub.example.", port=None, mode="answer", delay=0.0, soa_min=30):
+    def __init__(self, zone="pub.example.", port=None, mode="answer", delay=0.0, soa_min=30,
+                 tls=None):
         self.zone = zone if zone.endswith(".") else zone + "."
         self.port = port or free_port(False)
         self.mode = mode
@@ -1298,6 +1302,9 @@ class PyUpstream:
         self.rcode = RCODES["SERVFAIL"]
         self.soa_min = soa_min
         self.records = {}
+        self.tls = tls
+        self.tls_conns = self.tls_resumed = self.tls_failed = 0
+        self._conns = []
         self.log = []
         self.log_path = f"(in-process {self.name} on 127.0.0.1:{self.port})"
         self._lock = threading.Lock()
@@ -1349,6 +1356,13 @@ class PyUpstream:
         if self._stop is None or self._stop.is_set():
             return 0
         self._stop.set()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         for s in self._socks:
             try:
                 s.close()
@@ -1403,11 +1417,30 @@ class PyUpstream:
                 return
             threading.Thread(target=self._tcp_conn, args=(c, stop), daemon=True).start()
 
+    def _tls_accept(self, c):
+        """The TLS side of a new connection (None when the handshake failed)."""
+        try:
+            c.settimeout(10)
+            c = self.tls.wrap_socket(c, server_side=True)
+        except (OSError, ValueError):
+            with self._lock:
+                self.tls_failed += 1
+            c.close()
+            return None
+        with self._lock:
+            self.tls_conns += 1
+            self.tls_resumed += bool(c.session_reused)
+            self._conns.append(c)
+        return c
+
     def _tcp_conn(self, c, stop):
         wlock = threading.Lock()
+        if self.tls is not None and (c := self._tls_accept(c)) is None:
+            return
+        proto = "tls" if self.tls is not None else "tcp"
 
         def send(data):
-            out = self.respond(data, tcp=True)
+            out = self.respond(data, tcp=proto)
             if out is None:
                 return
             with wlock:
@@ -1446,7 +1479,8 @@ class PyUpstream:
         except (DNSError, IndexError):
             return None
         with self._lock:
-            self.log.append((qname.lower(), type_name(qtype), "tcp" if tcp else "udp",
+            self.log.append((qname.lower(), type_name(qtype),
+                             tcp if isinstance(tcp, str) else "tcp" if tcp else "udp",
                              time.monotonic()))
         mode = self.mode
         if mode == "blackhole":

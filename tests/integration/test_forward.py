@@ -5,12 +5,18 @@
 Peers: PowerDNS (bind backend) authoritative for the internal zone corp.internal,
 knotd authoritative for the "public" zone pub.example (a TXT too big for UDP, short
 TTLs), and in-process Python upstreams (ternlib.PyUpstream) that count every query they
-get and can stay silent, answer garbage or answer with the wrong ID. Each test starts
+get and can stay silent, answer garbage or answer with the wrong ID, or speak DNS over
+TLS with a certificate for dns.test and 127.0.0.1 from a CA made here with openssl (the
+DoT tests, which check verification, pipelining and session resumption). Each test starts
 its own ternd with the YAML of lib/plugins/forward/README.md and stops it at the end.
 Run: python3 tests/integration/test_forward.py [name-filter...]
 """
 import os
+import shutil
+import ssl
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -52,6 +58,8 @@ def setup_module():
 def teardown_module():
     for p in peers.values():
         p.cleanup()
+    if certs:
+        shutil.rmtree(certs["dir"], ignore_errors=True)
 
 
 def forward_server(blocks, **top):
@@ -355,6 +363,141 @@ def test_except_zone_is_not_forwarded():
         m = query(t.port, "www.internal.pub.example", rd=True)
         check(m.rcode_name != "NOERROR" or not m.answer, f"except zone answered: {m}")
         eq(u.count("www.internal.pub.example."), 0, "except zone reached the upstream")
+    finally:
+        t.cleanup()
+        u.stop()
+
+
+# ---------------------------------------------------------------------- DNS over TLS
+
+certs = {}
+
+
+def _certs():
+    """A CA, and a server certificate it signed for dns.test and 127.0.0.1 (made once)."""
+    if certs:
+        return certs
+    require_tool("openssl")
+    d = tempfile.mkdtemp(prefix="tern-dot-")
+
+    def ossl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=30)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ossl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+         "-subj", "/CN=Tern test CA")
+    ossl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=dns.test")
+    with open(os.path.join(d, "san.ext"), "w") as f:
+        f.write("subjectAltName=DNS:dns.test,IP:127.0.0.1\n"
+                "extendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    certs.update(dir=d, ca=os.path.join(d, "ca.pem"), cert=os.path.join(d, "server.pem"),
+                 key=os.path.join(d, "server.key"))
+    return certs
+
+
+def dot(*records, **kw):
+    """A started PyUpstream for pub.example speaking DNS over TLS on its TCP port."""
+    c = _certs()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(c["cert"], c["key"])
+    return py(*records, tls=ctx, **kw)
+
+
+def tls_to(u, name=None):
+    return f"tls://127.0.0.1{'%' + name if name else ''}:{u.port}"
+
+
+def test_dot_upstream_answers_with_tls_servername_and_ca():
+    u = dot(("www.pub.example", "A", "192.0.2.53"))
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {
+        "to": [tls_to(u)], "tls_servername": "dns.test", "tls": {"ca": _certs()["ca"]}}}}])
+    try:
+        for _ in range(3):
+            m = query(t.port, "www.pub.example", rd=True)
+            eq(m.rcode_name, "NOERROR", "rcode over DoT")
+            eq([r.data for r in m.answer], ["192.0.2.53"], "answer over DoT")
+        m = query(t.port, "www.pub.example", tcp=True, rd=True)
+        eq([r.data for r in m.answer], ["192.0.2.53"], "TCP client, DoT upstream")
+        eq(u.count(proto="udp") + u.count(proto="tcp"), 0, "plain DNS sent to a tls:// upstream")
+        check(u.count("www.pub.example.", proto="tls") >= 1, "the upstream saw no DoT query")
+        check(1 <= u.tls_conns <= 2, f"{u.tls_conns} TLS connections for 4 queries (2 workers)")
+        text = t.metrics()
+        check(metric_sum(text, "tern_upstream_tls_handshakes_total") >= 1, "tls_handshakes")
+        eq(metric_sum(text, "tern_upstream_tls_failures_total"), 0, "tls_failures")
+    finally:
+        t.cleanup()
+        u.stop()
+
+
+def test_dot_per_upstream_server_name_and_ip_verification_without_one():
+    u = dot(("www.pub.example", "A", "192.0.2.54"))
+    ca = {"ca": _certs()["ca"]}
+    for to in (tls_to(u, "dns.test"), tls_to(u)):
+        # No name: the certificate must carry the IP address (it has 127.0.0.1).
+        t = forward_server([{"zones": ["."], "plugins": {"forward": {"to": [to], "tls": ca}}}])
+        try:
+            m = query(t.port, "www.pub.example", rd=True)
+            eq([r.data for r in m.answer], ["192.0.2.54"], f"answer via {to}")
+        finally:
+            t.cleanup()
+    u.stop()
+
+
+def test_dot_wrong_server_name_fails_over_to_the_next_upstream():
+    bad = dot(("www.pub.example", "A", "192.0.2.66"))
+    good = py(("www.pub.example", "A", "192.0.2.1"))
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {
+        "to": [tls_to(bad), upstream(good)], "policy": "sequential",
+        "tls_servername": "wrong.test", "tls": {"ca": _certs()["ca"]}}}}])
+    try:
+        m = query(t.port, "www.pub.example", rd=True)
+        eq([r.data for r in m.answer], ["192.0.2.1"], "answer from the next upstream")
+        eq(bad.count(), 0, "a query reached an upstream whose certificate was rejected")
+        eq(bad.tls_conns, 0, "handshake completed despite the wrong name")
+        check(metric_sum(t.metrics(), "tern_upstream_tls_failures_total") >= 1,
+              "tern_upstream_tls_failures_total")
+        check("certificate rejected" in t.log_text(), "no log line about the certificate")
+    finally:
+        t.cleanup()
+        good.stop()
+    # Alone: SERVFAIL. The same without tls.ca (the system store does not know our CA).
+    for fwd in ({"tls_servername": "wrong.test", "tls": {"ca": _certs()["ca"]}},
+                {"tls_servername": "dns.test"}):
+        t = forward_server([{"zones": ["."], "plugins": {"forward": {
+            "to": [tls_to(bad)], **fwd}}}])
+        try:
+            m = query(t.port, "www.pub.example", rd=True, timeout=4, retries=0)
+            eq(m.rcode_name, "SERVFAIL", f"rcode with {fwd}")
+            eq(bad.count(), 0, "query sent over an unverified connection")
+        finally:
+            t.cleanup()
+    bad.stop()
+
+
+def test_dot_pipelines_queries_on_one_connection_and_resumes_the_session():
+    u = dot(("www.pub.example", "A", "192.0.2.55"))
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {
+        "to": [tls_to(u)], "tls_servername": "dns.test", "tls": {"ca": _certs()["ca"]}}}}],
+        workers=1)
+    try:
+        n = 200
+        replies = udp_blast(t.port, [(f"q{i}.pub.example", "A") for i in range(n)],
+                            timeout=5.0)
+        answered = sum(1 for r in replies if r is not None and r.rcode_name == "NXDOMAIN")
+        eq(answered, n, "NXDOMAIN answers over one DoT connection")
+        eq(u.count(proto="tls"), n, "DoT queries seen by the upstream")
+        eq(u.tls_conns, 1, "TLS connections (one worker: one pooled connection)")
+        # The upstream restarts: the next connection resumes the saved session.
+        u.stop()
+        time.sleep(0.2)
+        u.start()
+        m = query(t.port, "www.pub.example", rd=True)
+        eq([r.data for r in m.answer], ["192.0.2.55"], "answer after the reconnect")
+        eq(u.tls_conns, 2, "TLS connections after the restart")
+        eq(u.tls_resumed, 1, "resumed TLS sessions")
+        check(metric_sum(t.metrics(), "tern_upstream_tls_resumed_total") >= 1,
+              "tern_upstream_tls_resumed_total")
     finally:
         t.cleanup()
         u.stop()

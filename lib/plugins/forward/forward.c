@@ -7,7 +7,10 @@
  * (record by record, through tern_answer_put, so compression, truncation and the
  * engine's OPT handling stay uniform), or tries again: over TCP on a truncated UDP
  * reply, on the next untried upstream after a timeout, an error, an unusable reply or
- * a `failover` RCODE. What a parked request must remember travels in the io layer's
+ * a `failover` RCODE. A tls:// upstream hands the io layer its TLS parameters (server
+ * name, CA and client certificate files, owned by the instance) with every attempt;
+ * the io layer speaks DNS over TLS to it (always over TCP, so a TC reply is final).
+ * What a parked request must remember travels in the io layer's
  * `tried` word: a bitmask of the upstreams tried, the time slot the attempt was
  * counted in for max_concurrent, and a tag naming the instance that parked it, so a
  * reply that comes back after a reload is not mistaken for one of the new instance's
@@ -31,6 +34,7 @@
  */
 #include "lib/plugins/forward/forward.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -58,6 +62,8 @@
 #define FWD_DEFAULT_EXPIRE_MS   10000
 #define FWD_DEFAULT_HEALTH_MS   500    /* the period the io layer probes with */
 #define FWD_DNS_PORT            53
+#define FWD_DOT_PORT            853
+#define FWD_NAME_MAX            253    /* a TLS server name, without the final dot */
 
 /*
  * The `tried` word: upstream bitmask in bits 0-14, the max_concurrent slot epoch (low
@@ -84,6 +90,16 @@ _Static_assert(TERN_FORWARD_MAX_UPSTREAMS <= 15, "upstream bitmask is 15 bits");
 
 static const cyaml_schema_value_t string_entry = {
 	CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED),
+};
+
+static const cyaml_schema_field_t tls_fields[] = {
+	CYAML_FIELD_STRING_PTR("ca", CYAML_FLAG_OPTIONAL, struct tern_forward_tls_conf, ca,
+	                       1, 4095),
+	CYAML_FIELD_STRING_PTR("cert", CYAML_FLAG_OPTIONAL, struct tern_forward_tls_conf, cert,
+	                       1, 4095),
+	CYAML_FIELD_STRING_PTR("key", CYAML_FLAG_OPTIONAL, struct tern_forward_tls_conf, key,
+	                       1, 4095),
+	CYAML_FIELD_END
 };
 
 const cyaml_schema_field_t tern_forward_conf_fields[] = {
@@ -115,6 +131,8 @@ const cyaml_schema_field_t tern_forward_conf_fields[] = {
 	                       health_check, 1, 32),
 	CYAML_FIELD_STRING_PTR("tls_servername", CYAML_FLAG_OPTIONAL, struct tern_forward_conf,
 	                       tls_servername, 0, CYAML_UNLIMITED),
+	CYAML_FIELD_MAPPING_PTR("tls", CYAML_FLAG_OPTIONAL, struct tern_forward_conf, tls,
+	                        tls_fields),
 	CYAML_FIELD_END
 };
 
@@ -211,6 +229,9 @@ enum fwd_policy {
 struct fwd_upstream {
 	struct sockaddr_storage addr;
 	struct fwd_target *stats;      /* NULL: not counted (table full) */
+	bool tls;                      /* DNS over TLS: tls_conf is what the io layer gets */
+	char *sni;                     /* owned: tls://IP%name, else NULL */
+	struct tern_upstream_tls tls_conf;   /* borrows sni or the instance's strings */
 };
 
 struct fwd_rr {
@@ -240,6 +261,8 @@ struct forward {
 	uint16_t next_rcodes;          /* bit n: RCODE n */
 	uint16_t failover_rcodes;
 	uint16_t tag;                  /* 1..FWD_TAG_MASK */
+	char *servername;              /* owned: tls_servername without the final dot */
+	char *tls_files[3];            /* owned: tls.ca, tls.cert, tls.key, resolved paths */
 	uint64_t expire_ms;            /* documented, not yet passed to io (see README) */
 	uint64_t health_check_ms;
 	uint64_t slot_ms;              /* width of a max_concurrent slot */
@@ -259,6 +282,11 @@ static void forward_free(struct forward *f)
 	for (size_t i = 0; i < f->nexcept; i++)
 		knot_dname_free(f->except[i], NULL);
 	free(f->except);
+	for (unsigned i = 0; i < f->nup; i++)
+		free(f->up[i].sni);
+	free(f->servername);
+	for (unsigned i = 0; i < TERN_ARRAY_LEN(f->tls_files); i++)
+		free(f->tls_files[i]);
 	free(f);
 }
 
@@ -269,9 +297,13 @@ static bool is_unspecified(const struct sockaddr_storage *ss)
 	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
 }
 
-/* Add one upstream address; @what names it in messages. */
-static bool add_upstream(struct forward *f, const struct sockaddr_storage *addr,
-                         const char *key, const char *what, struct tern_diag *diag)
+/*
+ * Add one upstream address; @what names it in messages. @tls: DNS over TLS, with
+ * @sni (copied; NULL: none) as its own server name.
+ */
+static bool add_upstream_tls(struct forward *f, const struct sockaddr_storage *addr, bool tls,
+                             const char *sni, const char *key, const char *what,
+                             struct tern_diag *diag)
 {
 	if (is_unspecified(addr)) {
 		tern_diag_error(diag, key, "upstream \"%s\": unspecified address", what);
@@ -282,9 +314,20 @@ static bool add_upstream(struct forward *f, const struct sockaddr_storage *addr,
 		                TERN_FORWARD_MAX_UPSTREAMS, what);
 		return false;
 	}
-	memcpy(&f->up[f->nup].addr, addr, sizeof(*addr));
+	struct fwd_upstream *up = &f->up[f->nup];
+	memcpy(&up->addr, addr, sizeof(*addr));
+	up->tls = tls;
+	if (sni != NULL && (up->sni = strdup(sni)) == NULL)
+		return false;
 	f->nup++;
 	return true;
+}
+
+/* Add one upstream address; @what names it in messages. */
+static bool add_upstream(struct forward *f, const struct sockaddr_storage *addr,
+                         const char *key, const char *what, struct tern_diag *diag)
+{
+	return add_upstream_tls(f, addr, false, NULL, key, what, diag);
 }
 
 /*
@@ -332,17 +375,73 @@ static bool add_resolv_conf(struct forward *f, const char *path, const char *key
 	return ok;
 }
 
-/* One `to` entry: an address (optionally dns://) or a resolv.conf file. */
+/*
+ * A TLS server name: host name syntax (letters, digits, '-', '_' and dots), at most
+ * 253 characters without the final dot, which is dropped. @return an owned copy, or
+ * NULL (reported).
+ */
+static char *server_name(const char *name, size_t len, const char *key, const char *what,
+                         struct tern_diag *diag)
+{
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	bool ok = len > 0 && len <= FWD_NAME_MAX && name[0] != '.' && name[0] != '-';
+	for (size_t i = 0; ok && i < len; i++) {
+		char c = name[i];
+		ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		     c == '-' || c == '_' || (c == '.' && name[i + 1] != '.');
+	}
+	if (!ok) {
+		tern_diag_error(diag, key, "\"%s\": invalid TLS server name \"%.*s\"", what,
+		                (int)len, name);
+		return NULL;
+	}
+	return strndup(name, len);
+}
+
+/* tls://IP[%name][:port] (CoreDNS's form; IPv6 in brackets), port 853 by default. */
+static bool add_tls(struct forward *f, const char *entry, const char *key,
+                    struct tern_diag *diag)
+{
+	const char *rest = entry + 6;
+	const char *pct = rest[0] == '[' ? strchr(rest, ']') : rest;
+	pct = pct != NULL ? strchr(pct, '%') : NULL;
+	char addr_str[TERN_ADDR_STRLEN + 8];
+	char *sni = NULL;
+	if (pct == NULL) {
+		snprintf(addr_str, sizeof(addr_str), "%s", rest);
+	} else {
+		const char *name = pct + 1;
+		const char *colon = strchr(name, ':');
+		size_t name_len = colon != NULL ? (size_t)(colon - name) : strlen(name);
+		snprintf(addr_str, sizeof(addr_str), "%.*s%s", (int)(pct - rest), rest,
+		         colon != NULL ? colon : "");
+		if ((sni = server_name(name, name_len, key, entry, diag)) == NULL)
+			return false;
+	}
+	struct sockaddr_storage addr;
+	int ret = tern_parse_addr(addr_str, FWD_DOT_PORT, &addr);
+	if (ret != 0) {
+		tern_diag_error(diag, key, "\"%s\": %s", entry, ret == TERN_ERANGE ?
+		                "port out of range" : "want tls://IP[%name][:port] (host names "
+		                "are not resolved)");
+		free(sni);
+		return false;
+	}
+	bool ok = add_upstream_tls(f, &addr, true, sni, key, entry, diag);
+	free(sni);
+	return ok;
+}
+
+/* One `to` entry: an address (optionally dns:// or tls://) or a resolv.conf file. */
 static bool add_to(struct forward *f, const char *entry, const char *dir, const char *key,
                    struct tern_diag *diag)
 {
-	if (strncasecmp(entry, "tls://", 6) == 0) {
-		tern_diag_error(diag, key, "\"%s\": tls:// upstreams are not supported yet "
-		                "(the io layer has no TLS client)", entry);
-		return false;
-	}
+	if (strncasecmp(entry, "tls://", 6) == 0)
+		return add_tls(f, entry, key, diag);
 	if (strncasecmp(entry, "https://", 8) == 0 || strncasecmp(entry, "grpc://", 7) == 0) {
-		tern_diag_error(diag, key, "\"%s\": only plain DNS upstreams are supported", entry);
+		tern_diag_error(diag, key, "\"%s\": only plain DNS and DNS-over-TLS upstreams "
+		                "are supported", entry);
 		return false;
 	}
 	bool scheme = strncasecmp(entry, "dns://", 6) == 0;
@@ -444,6 +543,76 @@ static bool parse_names(char **names, size_t n, knot_dname_t ***out, size_t *nou
 	return ok;
 }
 
+/* A file named in `tls:`, relative to the config's directory, that must be readable. */
+static bool tls_file(const char *name, const char *dir, const char *key, char **out,
+                     struct tern_diag *diag)
+{
+	char path[4096];
+	if (name[0] == '/' || dir == NULL || dir[0] == '\0')
+		snprintf(path, sizeof(path), "%s", name);
+	else
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *in = fopen(path, "re");
+	if (in == NULL) {
+		tern_diag_error(diag, key, "cannot read %s (%s)", path, strerror(errno));
+		return false;
+	}
+	fclose(in);
+	*out = strdup(path);
+	return *out != NULL;
+}
+
+/* tls_servername, tls: {ca, cert, key}, and each tls:// upstream's view of them. */
+static bool configure_tls(struct forward *f, const struct tern_forward_conf *conf,
+                          const char *dir, struct tern_diag *diag)
+{
+	bool ok = true;
+	unsigned ntls = 0, nsni = 0;
+	for (unsigned i = 0; i < f->nup; i++) {
+		ntls += f->up[i].tls;
+		nsni += f->up[i].sni != NULL;
+	}
+	if (conf->tls_servername != NULL) {
+		f->servername = server_name(conf->tls_servername, strlen(conf->tls_servername),
+		                            "tls_servername", conf->tls_servername, diag);
+		ok &= f->servername != NULL;
+		if (nsni > 0) {
+			/* CoreDNS: the two ways to name the server must not clash. */
+			tern_diag_error(diag, "tls_servername", "not allowed with per-upstream "
+			                "names (tls://IP%%name)");
+			ok = false;
+		}
+	}
+	const struct tern_forward_tls_conf *t = conf->tls;
+	if (t != NULL) {
+		if ((t->cert == NULL) != (t->key == NULL)) {
+			tern_diag_error(diag, "tls", "cert and key go together");
+			ok = false;
+		}
+		if (t->ca != NULL)
+			ok &= tls_file(t->ca, dir, "tls.ca", &f->tls_files[0], diag);
+		if (t->cert != NULL)
+			ok &= tls_file(t->cert, dir, "tls.cert", &f->tls_files[1], diag);
+		if (t->key != NULL)
+			ok &= tls_file(t->key, dir, "tls.key", &f->tls_files[2], diag);
+	}
+	if (ntls == 0 && (conf->tls_servername != NULL || t != NULL))
+		tern_warn("forward: tls_servername and tls apply to tls:// upstreams only; "
+		          "there are none");
+	for (unsigned i = 0; i < f->nup; i++) {
+		struct fwd_upstream *up = &f->up[i];
+		if (!up->tls)
+			continue;
+		up->tls_conf = (struct tern_upstream_tls) {
+			.servername = up->sni != NULL ? up->sni : f->servername,
+			.ca_file = f->tls_files[0],
+			.cert_file = f->tls_files[1],
+			.key_file = f->tls_files[2],
+		};
+	}
+	return ok;
+}
+
 /* Check the options and fill @f. Every problem goes to @diag. */
 static int configure(struct forward *f, const struct tern_forward_conf *conf,
                      const struct tern_plugin_env *env, struct tern_diag *diag)
@@ -463,11 +632,7 @@ static int configure(struct forward *f, const struct tern_forward_conf *conf,
 				break;
 		}
 	}
-	if (conf->tls_servername != NULL) {
-		tern_diag_error(diag, "tls_servername", "DNS over TLS is not supported yet "
-		                "(the io layer has no TLS client)");
-		ok = false;
-	}
+	ok &= configure_tls(f, conf, env->config_dir, diag);
 
 	f->policy = FWD_POLICY_RANDOM;
 	if (conf->policy != NULL) {
@@ -696,13 +861,15 @@ static enum tern_verdict send_to(struct tern_req *req, const struct tern_plugin_
                                  struct forward *f, unsigned idx, bool tcp, uint32_t tried)
 {
 	uint32_t epoch = f->max_concurrent ? conc_take(f, req) : 0;
+	const struct fwd_upstream *up = &f->up[idx];
 	struct tern_upstream_req u = {
-		.tcp = tcp,
+		.tcp = tcp || up->tls,
+		.tls = up->tls ? &up->tls_conf : NULL,
 		.timeout_ms = f->timeout_ms,
 		.tried = (uint32_t)f->tag << FWD_TAG_SHIFT | epoch << FWD_EPOCH_SHIFT |
 		         ((tried | 1u << idx) & FWD_TRIED_MASK),
 	};
-	memcpy(&u.addr, &f->up[idx].addr, sizeof(u.addr));
+	memcpy(&u.addr, &up->addr, sizeof(u.addr));
 	if (tern_io_forward(req, pi->plugin_id, &u) != 0) {
 		if (f->max_concurrent)
 			conc_release(f, epoch);

@@ -16,9 +16,17 @@
 /** At most this many upstreams per instance (CoreDNS's limit). */
 #define TERN_FORWARD_MAX_UPSTREAMS 15
 
+/** `forward.tls:` (CoreDNS's `tls CERT KEY CA`): files for DNS-over-TLS upstreams. */
+struct tern_forward_tls_conf {
+	char *ca;               /**< PEM CAs trusted besides the system store */
+	char *cert;             /**< PEM client certificate (needs key) */
+	char *key;              /**< its PEM private key (needs cert) */
+};
+
 /** `forward:` as loaded by libcyaml. Durations are strings ("2s", "500ms"). */
 struct tern_forward_conf {
-	char **to;              /**< IP[:port], dns://IP[:port] or a resolv.conf path */
+	char **to;              /**< IP[:port], dns://IP[:port], tls://IP[%name][:port] or a
+	                             resolv.conf path */
 	unsigned to_count;
 	char **except;          /**< names under these zones are not forwarded */
 	unsigned except_count;
@@ -35,7 +43,9 @@ struct tern_forward_conf {
 	char **failover;        /**< RCODEs that make forward try the next upstream */
 	unsigned failover_count;
 	char *health_check;     /**< probe period while down; NULL: 0.5s */
-	char *tls_servername;   /**< DoT only: rejected until the io layer speaks TLS */
+	char *tls_servername;   /**< tls:// upstreams: SNI and the name their certificate
+	                             must carry (absent: it must carry their IP address) */
+	struct tern_forward_tls_conf *tls;  /**< tls:// upstreams: CA and client cert files */
 };
 
 extern const cyaml_schema_field_t tern_forward_conf_fields[];

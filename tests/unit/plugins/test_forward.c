@@ -818,11 +818,8 @@ Test(forward, resolv_conf_nameservers_become_upstreams)
 Test(forward, config_errors_are_reported_with_their_key)
 {
 	expect_config_error(&(struct tern_forward_conf){ 0 }, "needs at least one upstream");
-	expect_config_error(&(struct tern_forward_conf){ CONF_TO("tls://9.9.9.9") },
-	                    "tls:// upstreams are not supported yet");
-	expect_config_error(&(struct tern_forward_conf){ CONF_TO("127.0.0.1"),
-	                                                 .tls_servername = "dns.quad9.net" },
-	                    "tls_servername");
+	expect_config_error(&(struct tern_forward_conf){ CONF_TO("https://9.9.9.9") },
+	                    "only plain DNS and DNS-over-TLS upstreams");
 	expect_config_error(&(struct tern_forward_conf){ CONF_TO("300.1.2.3") },
 	                    "to[0]: \"300.1.2.3\" is neither IP[:port]");
 	expect_config_error(&(struct tern_forward_conf){ CONF_TO("dns.google") },
@@ -863,6 +860,128 @@ Test(forward, config_errors_are_reported_with_their_key)
 		"127.0.0.1:11", "127.0.0.1:12", "127.0.0.1:13", "127.0.0.1:14", "127.0.0.1:15") };
 	t_fwd_init(&h, &ok);
 	t_fwd_deinit(&h);
+}
+
+/* ---- tests: DNS over TLS ------------------------------------------------------------ */
+
+static void expect_tls(unsigned i, const char *servername, const char *ca_file)
+{
+	const struct tern_upstream_tls *t = io->calls[i].u.tls;
+	cr_assert_not_null(t, "attempt %u is not over TLS", i);
+	cr_assert(io->calls[i].u.tcp, "attempt %u: TLS without TCP", i);
+	if (servername)
+		cr_assert_str_eq(t->servername, servername, "attempt %u: server name", i);
+	else
+		cr_assert_null(t->servername, "attempt %u: server name %s", i, t->servername);
+	if (ca_file)
+		cr_assert_str_eq(t->ca_file, ca_file, "attempt %u: CA file", i);
+	else
+		cr_assert_null(t->ca_file, "attempt %u: CA file %s", i, t->ca_file);
+}
+
+Test(forward, tls_upstreams_go_over_tls_with_the_server_name_and_files)
+{
+	write_file("ca.pem", "ca\n");
+	write_file("client.pem", "cert\n");
+	write_file("client.key", "key\n");
+	char ca[128], cert[128], key[128];
+	snprintf(ca, sizeof(ca), "%s/ca.pem", tmpdir);
+	snprintf(cert, sizeof(cert), "%s/client.pem", tmpdir);
+	snprintf(key, sizeof(key), "%s/client.key", tmpdir);
+
+	struct t_fwd h;
+	struct tern_forward_conf conf = {
+		CONF_TO("tls://9.9.9.9", "TLS://[2620:fe::9]:8853", "127.0.0.1:5301"),
+		.policy = "sequential",
+		.tls_servername = "dns.quad9.net.",
+		.tls = &(struct tern_forward_tls_conf){ .ca = "ca.pem", .cert = cert,
+		                                        .key = "client.key" },
+	};
+	t_fwd_init(&h, &conf);
+	const char *want[] = { "9.9.9.9:853", "[2620:fe::9]:8853", "127.0.0.1:5301" };
+	for (unsigned i = 0; i < 3; i++) {
+		char a[TERN_ADDR_STRLEN];
+		if (i > 0)
+			t_io_set_down(io, call_to(i - 1, a));
+		struct t_query *q = new_q("a.example.", KNOT_RRTYPE_A, 65535);
+		cr_assert_eq(ask(&h, q), TERN_PARK);
+		expect_call(i, want[i], i < 2);
+		t_query_free(q);
+	}
+	expect_tls(0, "dns.quad9.net", ca);
+	expect_tls(1, "dns.quad9.net", ca);
+	cr_assert_str_eq(io->calls[0].u.tls->cert_file, cert);
+	cr_assert_str_eq(io->calls[0].u.tls->key_file, key);
+	cr_assert_null(io->calls[2].u.tls, "a dns:// upstream went over TLS");
+	t_fwd_deinit(&h);
+
+	/* Per-upstream names (CoreDNS's tls://IP%name[:port]); no name: the IP is checked. */
+	t_io_free(io);
+	io = t_io_new();
+	cr_assert_not_null(io);
+	struct tern_forward_conf conf2 = {
+		CONF_TO("tls://1.1.1.1%cloudflare-dns.com", "tls://[2606:4700::1111]%one.one:8853",
+		        "tls://8.8.8.8"),
+		.policy = "sequential",
+	};
+	t_fwd_init(&h, &conf2);
+	const char *want2[] = { "1.1.1.1:853", "[2606:4700::1111]:8853", "8.8.8.8:853" };
+	const char *names[] = { "cloudflare-dns.com", "one.one", NULL };
+	for (unsigned i = 0; i < 3; i++) {
+		char a[TERN_ADDR_STRLEN];
+		if (i > 0)
+			t_io_set_down(io, call_to(i - 1, a));
+		struct t_query *q = new_q("a.example.", KNOT_RRTYPE_A, 65535);
+		cr_assert_eq(ask(&h, q), TERN_PARK);
+		expect_call(i, want2[i], true);
+		expect_tls(i, names[i], NULL);
+		t_query_free(q);
+	}
+	t_fwd_deinit(&h);
+}
+
+Test(forward, a_truncated_reply_over_tls_is_not_retried)
+{
+	struct t_fwd h;
+	struct tern_forward_conf conf = { CONF_TO("tls://127.0.0.1:8853") };
+	t_fwd_init(&h, &conf);
+	struct t_query *q = new_q_opts("a.example.", KNOT_RRTYPE_A,
+	                               &(struct t_query_opts){ .max_size = 4096, .udp = true });
+	cr_assert_eq(ask(&h, q), TERN_PARK);
+	expect_call(0, "127.0.0.1:8853", true);
+	expect_tls(0, NULL, NULL);
+	/* TLS runs over TCP: a TC reply is final (nothing bigger to ask for). */
+	struct t_reply tc = { .tc = true, .nanswers = 1 };
+	struct tern_resume r;
+	cr_assert_eq(rerun_reply(&h, q, 0, &tc, &r), TERN_DONE);
+	cr_assert_eq(io->ncalls, 1, "a TC reply over TLS was asked again");
+	t_query_free(q);
+	t_fwd_deinit(&h);
+}
+
+Test(forward, tls_config_errors_are_reported_with_their_key)
+{
+	write_file("ca.pem", "ca\n");
+	expect_config_error(&(struct tern_forward_conf){ CONF_TO("tls://dns.google") },
+	                    "to[0]: \"tls://dns.google\": want tls://IP[%name][:port]");
+	expect_config_error(&(struct tern_forward_conf){ CONF_TO("tls://9.9.9.9:70000") },
+	                    "port out of range");
+	expect_config_error(&(struct tern_forward_conf){ CONF_TO("tls://9.9.9.9%bad..name") },
+	                    "invalid TLS server name \"bad..name\"");
+	expect_config_error(&(struct tern_forward_conf){ CONF_TO("tls://9.9.9.9%") },
+	                    "invalid TLS server name");
+	expect_config_error(&(struct tern_forward_conf){ CONF_TO("tls://9.9.9.9"),
+	                                                 .tls_servername = "a b" },
+	                    "tls_servername: \"a b\": invalid TLS server name");
+	expect_config_error(&(struct tern_forward_conf){ CONF_TO("tls://9.9.9.9%dns.quad9.net"),
+	                                                 .tls_servername = "dns.quad9.net" },
+	                    "tls_servername: not allowed with per-upstream names");
+	expect_config_error(&(struct tern_forward_conf){ CONF_TO("tls://9.9.9.9"),
+	                    .tls = &(struct tern_forward_tls_conf){ .cert = "ca.pem" } },
+	                    "tls: cert and key go together");
+	expect_config_error(&(struct tern_forward_conf){ CONF_TO("tls://9.9.9.9"),
+	                    .tls = &(struct tern_forward_tls_conf){ .ca = "/nonexistent/ca.pem" } },
+	                    "tls.ca: cannot read /nonexistent/ca.pem");
 }
 
 /* ---- tests: metrics ----------------------------------------------------------------- */
@@ -1044,10 +1163,36 @@ Test(forward, yaml_config_errors_name_the_key)
 		"  - zones: [\".\"]\n"
 		"    listen: [\"127.0.0.1:5399\"]\n"
 		"    plugins:\n"
-		"      forward: { to: [\"127.0.0.1\", \"tls://9.9.9.9\"] }\n", &diag));
+		"      forward: { to: [\"127.0.0.1\", \"tls://dns.google\"] }\n", &diag));
 	cr_assert(diag_has(&diag, "servers[0].plugins.forward.to[1]"), "%s",
 	          diag.nmsgs ? diag.msgs[0] : "no message");
-	cr_assert(diag_has(&diag, "tls:// upstreams are not supported yet"));
+	cr_assert(diag_has(&diag, "want tls://IP[%name][:port]"));
+	tern_diag_deinit(&diag);
+
+	cr_assert_null(view_from_yaml(
+		"servers:\n"
+		"  - zones: [\".\"]\n"
+		"    listen: [\"127.0.0.1:5399\"]\n"
+		"    plugins:\n"
+		"      forward: { to: [\"tls://9.9.9.9\"], tls: { ca: missing-ca.pem } }\n",
+		&diag));
+	cr_assert(diag_has(&diag, "servers[0].plugins.forward.tls.ca: cannot read"), "%s",
+	          diag.nmsgs ? diag.msgs[0] : "no message");
+	tern_diag_deinit(&diag);
+
+	/* The whole DoT syntax loads. */
+	write_file("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+	struct tern_view *view = view_from_yaml(
+		"servers:\n"
+		"  - zones: [\".\"]\n"
+		"    listen: [\"127.0.0.1:5399\"]\n"
+		"    plugins:\n"
+		"      forward:\n"
+		"        to: [\"tls://9.9.9.9\", \"tls://[2620:fe::fe]:853\"]\n"
+		"        tls_servername: dns.quad9.net\n"
+		"        tls: { ca: ca.pem }\n", &diag);
+	cr_assert_not_null(view, "DoT config rejected: %s", diag.nmsgs ? diag.msgs[0] : "?");
+	tern_view_free(view);
 	tern_diag_deinit(&diag);
 
 	cr_assert_null(view_from_yaml(
