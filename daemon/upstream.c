@@ -84,6 +84,8 @@ struct host {
 	bool used, down, tcp;
 	struct upstream_tls_profile *tls;   /* held: probes go over TLS with it */
 	unsigned fails, max_fails;
+	uint32_t probe_ms;              /* probe interval while down (forward's health_check) */
+	uint32_t expire_ms;             /* idle pooled connections close (forward's expire) */
 	uint64_t next_probe_ms;
 	uint32_t probe;                 /* the probe in flight, UP_NONE if none */
 };
@@ -287,6 +289,11 @@ static uint64_t deadline_after(struct tern_io *io, uint32_t ms)
 
 /* ---- health -------------------------------------------------------------------- */
 
+static uint32_t probe_ms(const struct host *h)
+{
+	return h->probe_ms ? h->probe_ms : UPSTREAM_PROBE_MS;
+}
+
 static struct host *host_get(struct tern_io *io, const struct sockaddr_storage *addr)
 {
 	struct host *free_slot = NULL;
@@ -318,7 +325,7 @@ static void host_result(struct tern_io *io, struct host *h, bool replied)
 	h->fails++;
 	if (!h->down && h->max_fails > 0 && h->fails >= h->max_fails) {
 		h->down = true;
-		h->next_probe_ms = io->w->now_ms + UPSTREAM_PROBE_MS;
+		h->next_probe_ms = io->w->now_ms + probe_ms(h);
 		timer_arm(io, h->next_probe_ms);
 		char buf[80];
 		tern_addr_str(&h->addr, buf, sizeof(buf));
@@ -342,7 +349,7 @@ bool tern_io_upstream_down(struct tern_req *req, const struct sockaddr_storage *
 	if (!h->down && h->fails >= max_fails) {
 		/* max_fails lowered since the failures were counted. */
 		h->down = true;
-		h->next_probe_ms = io->w->now_ms + UPSTREAM_PROBE_MS;
+		h->next_probe_ms = io->w->now_ms + probe_ms(h);
 		timer_arm(io, h->next_probe_ms);
 	}
 	return h->down;
@@ -787,6 +794,11 @@ int tern_io_forward(struct tern_req *req, unsigned plugin_id, const struct tern_
 			return TERN_ENOSPC;
 		}
 	}
+	struct host *h = host_get(io, &u->addr);
+	if (h) {
+		h->probe_ms = u->probe_ms;
+		h->expire_ms = u->expire_ms;
+	}
 	struct qkey k;
 	key_of_req(req, &k);
 	struct upstream_tls_profile *tls = NULL;
@@ -1214,7 +1226,7 @@ static void timer_event(struct tern_io *io)
 		if (!h->used || !h->down)
 			continue;
 		if (h->next_probe_ms <= now && h->probe == UP_NONE) {
-			h->next_probe_ms = now + UPSTREAM_PROBE_MS;
+			h->next_probe_ms = now + probe_ms(h);
 			probe_send(io, h);
 		}
 		if (h->next_probe_ms < next)
@@ -1253,7 +1265,11 @@ void upstream_tick(struct tern_io *io)
 	uint64_t now = io->w->now_ms;
 	for (struct upconn *c = io->conns, *next; c; c = next) {
 		next = c->next;
-		if (!c->dead && c->inflight == 0 && now - c->idle_since_ms >= UPSTREAM_TCP_IDLE_MS)
+		if (c->dead || c->inflight != 0)
+			continue;
+		const struct host *h = host_get(io, &c->addr);
+		uint64_t idle = h && h->expire_ms ? h->expire_ms : UPSTREAM_TCP_IDLE_MS;
+		if (now - c->idle_since_ms >= idle)
 			conn_kill(io, c);
 	}
 }

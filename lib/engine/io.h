@@ -63,6 +63,9 @@ struct tern_upstream_req {
 	uint32_t timeout_ms;      /**< read timeout of this attempt */
 	uint32_t tried;           /**< handed back in tern_resume.tried */
 	const struct tern_upstream_tls *tls;  /**< DNS over TLS (implies TCP), NULL: plain */
+	uint32_t expire_ms;       /**< pooled TCP/TLS connections to it close when idle this
+	                               long (0: 10 s); the latest request's value wins */
+	uint32_t probe_ms;        /**< health probe interval while it is down (0: 500 ms) */
 };
 
 /**

@@ -263,7 +263,7 @@ struct forward {
 	uint16_t tag;                  /* 1..FWD_TAG_MASK */
 	char *servername;              /* owned: tls_servername without the final dot */
 	char *tls_files[3];            /* owned: tls.ca, tls.cert, tls.key, resolved paths */
-	uint64_t expire_ms;            /* documented, not yet passed to io (see README) */
+	uint64_t expire_ms;            /* idle pooled connections close (io) */
 	uint64_t health_check_ms;
 	uint64_t slot_ms;              /* width of a max_concurrent slot */
 	struct fwd_slot slots[FWD_SLOTS] __attribute__((aligned(64)));
@@ -689,13 +689,6 @@ static int forward_init(struct tern_plugin_inst *pi, const void *conf_ptr,
 		forward_free(f);
 		return ret;
 	}
-	/* Not configurable in the io layer yet: say so instead of pretending. */
-	if (f->expire_ms != FWD_DEFAULT_EXPIRE_MS)
-		tern_warn("forward: expire is not configurable yet; idle upstream connections "
-		          "use the io layer's own limit");
-	if (f->health_check_ms != FWD_DEFAULT_HEALTH_MS)
-		tern_warn("forward: health_check is not configurable yet; down upstreams are "
-		          "probed every %ums", FWD_DEFAULT_HEALTH_MS);
 	for (unsigned i = 0; i < f->nup; i++)
 		f->up[i].stats = target_intern(&f->up[i].addr);
 	unsigned tag;
@@ -866,6 +859,8 @@ static enum tern_verdict send_to(struct tern_req *req, const struct tern_plugin_
 		.tcp = tcp || up->tls,
 		.tls = up->tls ? &up->tls_conf : NULL,
 		.timeout_ms = f->timeout_ms,
+		.expire_ms = (uint32_t)f->expire_ms,
+		.probe_ms = (uint32_t)f->health_check_ms,
 		.tried = (uint32_t)f->tag << FWD_TAG_SHIFT | epoch << FWD_EPOCH_SHIFT |
 		         ((tried | 1u << idx) & FWD_TRIED_MASK),
 	};
