@@ -452,7 +452,12 @@ static void watch_done(struct stream *s, CURLcode res, long code)
 		retry_later(s);
 		return;
 	}
-	if (s->events)
+	/*
+	 * A watch that delivered something, or that the server kept open for a while, shows
+	 * the API is healthy again: start the backoff over, so that a quiet watch cut after
+	 * an outage does not wait out the outage's grown backoff.
+	 */
+	if (s->events || (code == 200 && now_ms() - s->started_ms > 1000))
 		succeeded(s);
 	if (ended) {
 		/* The server's timeout: resume at once, unless it keeps closing right away. */

@@ -7,7 +7,8 @@ knotd authoritative for the "public" zone pub.example (a TXT too big for UDP, sh
 TTLs), and in-process Python upstreams (ternlib.PyUpstream) that count every query they
 get and can stay silent, answer garbage or answer with the wrong ID, or speak DNS over
 TLS with a certificate for dns.test and 127.0.0.1 from a CA made here with openssl (the
-DoT tests, which check verification, pipelining and session resumption). Each test starts
+DoT tests, which check verification, pipelining and session resumption); and unbound's
+DNS-over-TLS service (tls-port) with that certificate, as a real packaged DoT peer. Each test starts
 its own ternd with the YAML of lib/plugins/forward/README.md and stops it at the end.
 Run: python3 tests/integration/test_forward.py [name-filter...]
 """
@@ -20,8 +21,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ternlib import (Blackhole, Garbage, Knotd, Pdns, PyUpstream, Skip, Ternd, check, eq,  # noqa: E402
-                     metric_sum, query, require_tool, run_tests, udp_blast, wait_for)
+from ternlib import (Blackhole, DNSError, Garbage, Knotd, Pdns, PyUpstream, Skip,  # noqa: E402
+                     Ternd, Unbound, check, eq, metric_sum, query, require_tool, run_tests,
+                     udp_blast, wait_for)
 
 CORP_ZONE = """$ORIGIN corp.internal.
 $TTL 300
@@ -501,6 +503,79 @@ def test_dot_pipelines_queries_on_one_connection_and_resumes_the_session():
     finally:
         t.cleanup()
         u.stop()
+
+
+# unbound's DNS-over-TLS service: its port is a TLS-only TCP listener (no UDP, no plain
+# TCP), so every query it logs came over TLS.
+UNBOUND_DOT_ZONE = {"dot.example": ["dot.example. 300 IN SOA ns hostmaster 1 3600 600 86400 60",
+                                    "www.dot.example. 300 IN A 192.0.2.80",
+                                    "mail.dot.example. 300 IN A 192.0.2.81"]}
+
+
+def unbound_dot():
+    if not any(os.path.exists(os.path.join(d, "unbound")) for d in ("/usr/sbin", "/usr/bin")):
+        raise Skip("unbound not installed (tools/deps.sh)")
+    c = _certs()
+    return Unbound(UNBOUND_DOT_ZONE, tls=(c["cert"], c["key"])).start()
+
+
+def plain_refused(port, tcp):
+    """True if a plain (non-TLS) query to port gets no DNS answer."""
+    try:
+        query(port, "www.dot.example", tcp=tcp, timeout=0.5, retries=0)
+    except (OSError, TimeoutError, DNSError):
+        return True
+    return False
+
+
+def test_dot_to_unbound_tls_service_answers_udp_and_tcp_clients():
+    ub = unbound_dot()
+    probe_conns = ub.tls_connections()      # the readiness probe's
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {
+        "to": [tls_to(ub)], "tls_servername": "dns.test", "tls": {"ca": _certs()["ca"]}}}}])
+    try:
+        m = query(t.port, "www.dot.example", rd=True)
+        eq(m.rcode_name, "NOERROR", "rcode from unbound over DoT")
+        eq([r.data for r in m.answer], ["192.0.2.80"], "UDP client, unbound DoT upstream")
+        m = query(t.port, "mail.dot.example", tcp=True, rd=True)
+        eq([r.data for r in m.answer], ["192.0.2.81"], "TCP client, unbound DoT upstream")
+        m = query(t.port, "nope.dot.example", rd=True)
+        eq(m.rcode_name, "NXDOMAIN", "NXDOMAIN from unbound's local zone")
+        check(m.rrs("authority", "SOA"), f"NXDOMAIN without the SOA: {m}")
+        for name in ("www.dot.example.", "mail.dot.example.", "nope.dot.example."):
+            wait_for(lambda: ub.queries(name, "A"), 3, what=f"unbound to log {name} A")
+        conns = ub.tls_connections() - probe_conns
+        check(1 <= conns <= 2, f"{conns} TLS connections at unbound for 3 queries (2 workers)")
+        check("ssl handshake failed" not in ub.log_text(), "a TLS handshake failed at unbound")
+        check(plain_refused(ub.port, False) and plain_refused(ub.port, True),
+              "unbound's DoT port answered plain DNS")
+        text = t.metrics()
+        check(metric_sum(text, "tern_upstream_tls_handshakes_total") >= 1, "tls_handshakes")
+        eq(metric_sum(text, "tern_upstream_tls_failures_total"), 0, "tls_failures")
+    finally:
+        t.cleanup()
+        ub.cleanup()
+
+
+def test_dot_to_unbound_wrong_server_name_is_servfail_and_sends_nothing():
+    ub = unbound_dot()
+    probe_conns = ub.tls_connections()
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {
+        "to": [tls_to(ub)], "tls_servername": "wrong.test", "tls": {"ca": _certs()["ca"]}}}}])
+    try:
+        m = query(t.port, "www.dot.example", rd=True, timeout=4, retries=0)
+        eq(m.rcode_name, "SERVFAIL", "rcode with a certificate for another name")
+        check(metric_sum(t.metrics(), "tern_upstream_tls_failures_total") >= 1,
+              "tern_upstream_tls_failures_total")
+        check("certificate rejected" in t.log_text(), "no log line about the certificate")
+        # ternd did reach unbound, and hung up during the handshake.
+        wait_for(lambda: "SSL_handshake" in ub.log_text() or "ssl handshake failed"
+                 in ub.log_text(), 3, what="unbound to log the aborted handshake")
+        eq(ub.queries("www.dot.example."), [], "queries unbound saw over a rejected TLS session")
+        eq(ub.tls_connections() - probe_conns, 0, "TLS sessions unbound completed")
+    finally:
+        t.cleanup()
+        ub.cleanup()
 
 
 if __name__ == "__main__":
