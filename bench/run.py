@@ -1,0 +1,1045 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""The one benchmark command: ternd against its peers, same load, same cores, one run.
+
+Starts everything itself on 127.0.0.1 in a temp dir (fake API server, ternd, knotd, nsd,
+unbound, kresd, dnsmasq, pdns_recursor, an upstream knotd, the reflector) and stops each
+process by PID at the end, also on errors and Ctrl-C. Four workloads: (a) cluster names
+(Tern's kubernetes plugin on tools/fake-apiserver; knotd and nsd on the same records as zone
+files), (b) the ndots:5 search-path mix (three NXDOMAIN expansions, then the real name),
+(c) cache hits for 10k external names behind a warm forwarding cache, (d) cache misses
+(unique names), the caches forwarding to a local knotd. Every server runs on CPU 0 with one
+worker (the per-core figure; plus ternd with 2 workers, unpinned), the generators on CPU 1.
+Per server and workload: QPS with dnsperf and bench/gen's tern-loadgen (closed loop), CPU
+us/query from /proc/PID/stat and its ratio to the reflector's, lost queries, latency at a
+fixed offered load (open loop), peak RSS, and for ternd user-space instructions/query from
+callgrind. Medians of interleaved repetitions. Prints Markdown tables on stdout and writes
+bench/results/bench-<UTC date>.json. Usage: bench/run.py [--quick] [--build-dir build]
+[--only a,b,c,d] [--reps N] [--seconds S] [--check]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import cluster  # noqa: E402  (bench/cluster.py: processes, fake API, zone from the API)
+from cluster import BenchError, Procs, ask, free_port, tail, dashed  # noqa: E402
+from cluster import parse_response  # noqa: E402
+
+SERVER_CPU = "0"
+GEN_CPU = "1"
+FIXED_RATE = 20000          # queries/s offered for the latency figures
+SEED = 11
+ZONE = cluster.ZONE
+EXT_ZONE = "example.com"    # the upstream's zone of external names (cache hits, ndots)
+MISS_ZONE = "miss.example.net"   # wildcard zone at the upstream (cache misses)
+UP_TTL = 3600
+
+
+def log(msg):
+    print(f"[run.py {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def ask_rd(port, name, qtype, timeout):
+    """One query with RD set (recursive servers answer RD=0 from their cache only)."""
+    q = bytearray(cluster.make_query(random.randrange(65536), name, qtype))
+    q[2] |= 0x01
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(bytes(q), ("127.0.0.1", port))
+        while True:
+            r = parse_response(s.recvfrom(65535)[0])
+            if r[0] == (q[0] << 8 | q[1]):
+                return r
+
+
+# ---------------------------------------------------------------- process accounting
+
+def _stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def tree(pid):
+    """@pid and its descendants (nsd and knot-resolver fork helpers)."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                kids.setdefault(int(_stat(d)[1]), []).append(int(d))
+            except (OSError, IndexError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def tree_cpu(pid):
+    """User + system CPU seconds of @pid's process tree."""
+    total = 0
+    for p in tree(pid):
+        try:
+            f = _stat(p)
+            total += int(f[11]) + int(f[12])
+        except (OSError, IndexError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def tree_hwm(pid):
+    """Sum of VmHWM over @pid's tree in bytes (shared pages counted in each process)."""
+    total = 0
+    for p in tree(pid):
+        try:
+            total += cluster.proc_status(p).get("VmHWM", 0)
+        except OSError:
+            pass
+    return total
+
+
+def udp_rcvbuf_errors():
+    """The kernel's count of UDP datagrams dropped for a full socket receive buffer."""
+    try:
+        with open("/proc/net/snmp") as f:
+            rows = [line.split() for line in f if line.startswith("Udp:")]
+        return int(rows[1][rows[0].index("RcvbufErrors")])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- servers
+
+class Server:
+    """One DNS server (or the reflector) started by the benchmark."""
+
+    def __init__(self, bench, name, argv, port, pin=True, probe=None, label=None):
+        self.bench, self.name, self.argv, self.port = bench, name, argv, port
+        self.pin, self.probe = pin, probe
+        self.label = label or name
+        self.proc = None
+        self.logfile = os.path.join(bench.work, f"{name}.log")
+
+    def start(self, timeout=None):
+        timeout = timeout or (120.0 if self.name.startswith("ternd") else 30.0)
+        argv = (["taskset", "-c", SERVER_CPU] if self.pin else []) + self.argv
+        with open(self.logfile, "w") as fe:
+            self.proc = self.bench.procs.start(self.name, argv, fe, subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        name, qtype = self.probe[:2]
+        accept = self.probe[2] if len(self.probe) > 2 else ("NOERROR", "NXDOMAIN")
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.name} exited ({self.proc.returncode}); log:\n"
+                                 f"{tail(self.logfile)}")
+            try:
+                if ask_rd(self.port, name, qtype, 0.5)[1] in accept:
+                    return self
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise BenchError(f"{self.name} did not answer {name} {qtype} on port {self.port}; "
+                         f"log:\n{tail(self.logfile)}")
+
+    def stop(self):
+        if self.proc:
+            self.bench.procs.stop_one(self.proc)
+            self.proc = None
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+class Configs:
+    """Config files of every server kind, each in its own directory under the work dir."""
+
+    def __init__(self, bench):
+        self.b = bench
+
+    def dir(self, name):
+        d = os.path.join(self.b.work, name)
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def knotd(self, name, port, zones, workers=1):
+        d = self.dir(name)
+        os.makedirs(os.path.join(d, "storage"), exist_ok=True)
+        for z, path in zones.items():
+            shutil.copy(path, os.path.join(d, f"{z}.zone"))
+        conf = write(os.path.join(d, "knot.conf"), f"""server:
+    rundir: "{d}"
+    listen: 127.0.0.1@{port}
+    udp-workers: {workers}
+    tcp-workers: 1
+    background-workers: 1
+log:
+  - target: stderr
+    any: warning
+database:
+    storage: "{d}/storage"
+template:
+  - id: default
+    storage: "{d}"
+    file: "%s.zone"
+    zonefile-sync: -1
+    journal-content: none
+zone:
+""" + "".join(f"  - domain: {z}\n" for z in zones))
+        return [self.b.bin("knotd"), "-c", conf]
+
+    def nsd(self, name, port, zones):
+        d = self.dir(name)
+        for z, path in zones.items():
+            shutil.copy(path, os.path.join(d, f"{z}.zone"))
+        conf = write(os.path.join(d, "nsd.conf"), f"""server:
+    ip-address: 127.0.0.1@{port}
+    server-count: 1
+    reuseport: no
+    username: ""
+    chroot: ""
+    zonesdir: "{d}"
+    database: ""
+    zonelistfile: "{d}/zone.list"
+    xfrdfile: "{d}/xfrd.state"
+    pidfile: "{d}/nsd.pid"
+    logfile: "{d}/nsd.log"
+    verbosity: 0
+    tcp-count: 10
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+remote-control:
+    control-enable: no
+""" + "".join(f"zone:\n    name: {z}\n    zonefile: \"{z}.zone\"\n" for z in zones))
+        return [self.b.bin("nsd"), "-d", "-c", conf]
+
+    def ternd(self, name, port, plugins_yaml, workers=1, zones='["."]'):
+        d = self.dir(name)
+        conf = write(os.path.join(d, "ternd.yaml"), f"""workers: {workers}
+servers:
+  - zones: {zones}
+    listen: ["127.0.0.1:{port}"]
+    plugins:
+{plugins_yaml}""")
+        return [self.b.ternd, "--config", conf]
+
+    def tern_cache_plugins(self):
+        up = self.b.upstream_port
+        return f"""      cache:
+        success: {{capacity: 100000}}
+        denial: {{capacity: 100000}}
+      forward:
+        to: ["127.0.0.1:{up}"]
+"""
+
+    def tern_cluster_plugins(self, api_url):
+        """docs/examples/cluster-dns.yaml on loopback: kubernetes, forward, cache."""
+        up = self.b.upstream_port
+        return f"""      errors: {{}}
+      kubernetes:
+        endpoint: "{api_url}"
+        zones: ["{ZONE}.", "in-addr.arpa.", "ip6.arpa."]
+        fallthrough: ["in-addr.arpa.", "ip6.arpa."]
+        ttl: 30
+        startup_timeout: 120s
+      forward:
+        to: ["127.0.0.1:{up}"]
+      cache:
+        ttl: 30
+        success: {{capacity: 100000}}
+        disable: {{ success: ["{ZONE}."], denial: ["{ZONE}."] }}
+"""
+
+    def unbound(self, name, port):
+        d = self.dir(name)
+        conf = write(os.path.join(d, "unbound.conf"), f"""server:
+    interface: 127.0.0.1@{port}
+    port: {port}
+    num-threads: 1
+    do-ip6: no
+    username: ""
+    chroot: ""
+    directory: "{d}"
+    pidfile: "{d}/unbound.pid"
+    use-syslog: no
+    logfile: ""
+    verbosity: 0
+    module-config: "iterator"
+    do-not-query-localhost: no
+    access-control: 127.0.0.0/8 allow
+    msg-cache-size: 64m
+    rrset-cache-size: 128m
+    qname-minimisation: no
+remote-control:
+    control-enable: no
+forward-zone:
+    name: "."
+    forward-addr: 127.0.0.1@{self.b.upstream_port}
+""")
+        return [self.b.bin("unbound"), "-d", "-c", conf]
+
+    def kresd(self, name, port):
+        d = self.dir(name)
+        conf = write(os.path.join(d, "kresd.conf"), f"""-- Forwarding cache to the local upstream, no DNSSEC (the upstream zones are unsigned).
+net.ipv6 = false
+net.listen('127.0.0.1', {port}, {{ kind = 'dns' }})
+modules.unload('priming')
+modules.unload('detect_time_skew')
+modules.unload('detect_time_jump')
+trust_anchors.remove('.')
+cache.open(200 * MB, 'lmdb://{d}/cache')
+policy.add(policy.all(policy.FORWARD('127.0.0.1@{self.b.upstream_port}')))
+""")
+        return [self.b.bin("kresd"), "-n", "-q", "-c", conf, d]
+
+    def dnsmasq(self, name, port):
+        self.dir(name)
+        return [self.b.bin("dnsmasq"), "-k", "--conf-file=/dev/null", "--no-resolv",
+                "--no-hosts", f"--server=127.0.0.1#{self.b.upstream_port}",
+                "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}",
+                "--cache-size=10000", "--dns-forward-max=10000", "--pid-file=", "--user=root"]
+
+    def pdns_recursor(self, name, port):
+        d = self.dir(name)
+        # Root hints pointing at loopback: no query ever leaves the machine.
+        hints = write(os.path.join(d, "root.hints"),
+                      ". 3600000 NS a.root.invalid.\na.root.invalid. 3600000 A 127.0.0.1\n")
+        write(os.path.join(d, "recursor.conf"), f"""local-address=127.0.0.1
+local-port={port}
+forward-zones=.=127.0.0.1:{self.b.upstream_port}
+hint-file={hints}
+threads=1
+pdns-distributes-queries=no
+dnssec=off
+socket-dir={d}
+daemon=no
+write-pid=no
+quiet=yes
+disable-syslog=yes
+loglevel=3
+dont-query=
+allow-from=127.0.0.0/8
+max-cache-entries=1000000
+max-packetcache-entries=500000
+""")
+        return [self.b.bin("pdns_recursor"), f"--config-dir={d}"]
+
+
+# ---------------------------------------------------------------- zones and query files
+
+def cluster_zones(bench, fake):
+    """cluster.local (cluster.py's generator) plus in-addr.arpa PTRs, from the API's lists.
+    Returns ({zone: path}, names)."""
+    shim = type("Shim", (), {"work": bench.work})()
+    names, records = cluster.Bench.build_zone(shim, fake)
+    svcs = fake.get_json("/api/v1/services")["items"]
+    slices = fake.get_json("/apis/discovery.k8s.io/v1/endpointslices")["items"]
+    ptr = {}
+    for s in svcs:
+        md, spec = s["metadata"], s["spec"]
+        for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
+            if ip and ip != "None" and ":" not in ip:
+                ptr.setdefault(ip, set()).add(f"{md['name']}.{md['namespace']}.svc.{ZONE}.")
+    for sl in slices:
+        md = sl["metadata"]
+        svc = (md.get("labels") or {}).get("kubernetes.io/service-name")
+        if not svc:
+            continue
+        for e in sl.get("endpoints") or []:
+            if (e.get("conditions") or {}).get("ready", True) is False:
+                continue
+            for a in e.get("addresses") or []:
+                if ":" not in a:
+                    host = e.get("hostname") or dashed(a)
+                    ptr.setdefault(a, set()).add(f"{host}.{svc}.{md['namespace']}.svc.{ZONE}.")
+    z = ["$ORIGIN in-addr.arpa.", f"$TTL {cluster.TTL}",
+         f"@ IN SOA ns.dns.{ZONE}. hostmaster.{ZONE}. 1 7200 1800 86400 {cluster.TTL}",
+         f"@ IN NS ns.dns.{ZONE}."]
+    for ip, targets in sorted(ptr.items()):
+        rev = ".".join(reversed(ip.split("."))) + ".in-addr.arpa."
+        z.extend(f"{rev} IN PTR {t}" for t in sorted(targets))
+    rpath = write(os.path.join(bench.work, "in-addr.arpa.zone"), "\n".join(z) + "\n")
+    # The SOA in cluster.py's zone names ns.dns without a dot: relative, fine for both.
+    names["ptr"] = [".".join(reversed(ip.split("."))) + ".in-addr.arpa" for ip in sorted(ptr)]
+    names["records"] = records + sum(len(t) for t in ptr.values())
+    return {ZONE: os.path.join(bench.work, "knot", f"{ZONE}.zone"), "in-addr.arpa": rpath}, names
+
+
+def ext_zone(bench, n):
+    z = [f"$ORIGIN {EXT_ZONE}.", f"$TTL {UP_TTL}",
+         f"@ IN SOA ns hostmaster 1 7200 1800 86400 {UP_TTL}", "@ IN NS ns",
+         "ns IN A 192.0.2.53"]
+    z.extend(f"www-{i} IN A 198.18.{i >> 8 & 255}.{i & 255}" for i in range(n))
+    return write(os.path.join(bench.work, f"{EXT_ZONE}.zone"), "\n".join(z) + "\n")
+
+
+def miss_zone(bench):
+    z = [f"$ORIGIN {MISS_ZONE}.", f"$TTL {UP_TTL}",
+         f"@ IN SOA ns hostmaster 1 7200 1800 86400 {UP_TTL}", "@ IN NS ns",
+         "ns IN A 192.0.2.53", "* IN A 198.19.0.1"]
+    return write(os.path.join(bench.work, f"{MISS_ZONE}.zone"), "\n".join(z) + "\n")
+
+
+def write_queries(bench, name, lines):
+    return write(os.path.join(bench.work, f"q-{name}.txt"), "\n".join(lines) + "\n")
+
+
+def cluster_queries(names, n):
+    """70 % ClusterIP A, 10 % headless A, 10 % SRV, 10 % PTR (issue 5's mix)."""
+    rnd = random.Random(SEED)
+    q = []
+    for _ in range(n):
+        r = rnd.random()
+        if r < 0.7:
+            q.append(f"{rnd.choice(names['clusterip'])}.{ZONE} A")
+        elif r < 0.8:
+            q.append(f"{rnd.choice(names['headless'])}.{ZONE} A")
+        elif r < 0.9:
+            q.append(f"{rnd.choice(names['srv'])}.{ZONE} SRV")
+        else:
+            q.append(f"{rnd.choice(names['ptr'])} PTR")
+    return q
+
+
+def ndots_queries(namespaces, n_ext, n):
+    """What a pod in namespace NS asks for an external name with ndots:5: the three
+    search-path expansions (NXDOMAIN) and then the name itself."""
+    rnd = random.Random(SEED + 1)
+    q = []
+    for _ in range(n // 4):
+        ns, name = rnd.choice(namespaces), f"www-{rnd.randrange(n_ext)}.{EXT_ZONE}"
+        q += [f"{name}.{ns}.svc.{ZONE} A", f"{name}.svc.{ZONE} A", f"{name}.{ZONE} A",
+              f"{name} A"]
+    return q
+
+
+def hit_queries(n_ext, n):
+    rnd = random.Random(SEED + 2)
+    return [f"www-{rnd.randrange(n_ext)}.{EXT_ZONE} A" for _ in range(n)]
+
+
+# ---------------------------------------------------------------- the benchmark
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.quick = args.quick
+        self.build = os.path.abspath(args.build_dir)
+        self.ternd = os.path.join(self.build, "daemon", "ternd")
+        self.loadgen = os.path.join(self.build, "bench", "gen", "tern-loadgen")
+        self.reflector = os.path.join(self.build, "bench", "gen", "tern-reflector")
+        self.procs = Procs()
+        self.ports = set()
+        self.work = tempfile.mkdtemp(prefix="tern-bench.")
+        self.cfg = Configs(self)
+        self.reps = args.reps or (1 if self.quick else 3)
+        self.seconds = args.seconds or (1.0 if self.quick else 2.0)
+        self.services = 2000 if self.quick else 10000
+        self.n_ext = 10000
+        self.upstream_port = None
+        self.res = {"workloads": {}, "errors": []}
+
+    # helpers -----------------------------------------------------------------------
+    def bin(self, name):
+        p = shutil.which(name) or f"/usr/sbin/{name}"
+        if not os.access(p, os.X_OK):
+            raise BenchError(f"{name} is not installed (tools/deps.sh installs it)")
+        return p
+
+    def port(self):
+        return free_port(self.ports)
+
+    def loadgen_run(self, port, qfile, extra, timeout=60):
+        argv = ["taskset", "-c", GEN_CPU, self.loadgen, "-p", str(port), "-d", qfile] + extra
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if out.returncode != 0:
+            raise BenchError(f"tern-loadgen {' '.join(extra)} failed ({out.returncode}): "
+                             f"{out.stderr.strip()}")
+        return json.loads(out.stdout)
+
+    def dnsperf_run(self, port, qfile, seconds):
+        argv = ["taskset", "-c", GEN_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port),
+                "-d", qfile, "-l", str(seconds), "-c", "4", "-T", "1", "-q", "500",
+                "-t", "2"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        text = out.stdout + out.stderr
+        if out.returncode != 0:
+            raise BenchError(f"dnsperf failed ({out.returncode}):\n{text[-2000:]}")
+
+        def num(pat, cast=float):
+            m = re.search(pat, text)
+            if not m:
+                raise BenchError(f"no {pat!r} in dnsperf output:\n{text[-2000:]}")
+            return cast(m.group(1))
+        return {"qps": num(r"Queries per second:\s+([\d.]+)"),
+                "sent": num(r"Queries sent:\s+(\d+)", int),
+                "lost": num(r"Queries lost:\s+(\d+)", int),
+                "avg_latency_ms": num(r"Average Latency \(s\):\s+([\d.]+)") * 1000.0}
+
+    # one measurement -----------------------------------------------------------------
+    def measure(self, srv, wl):
+        """Closed loop (max QPS, CPU/query), open loop at FIXED_RATE (latency), dnsperf."""
+        secs = self.seconds
+        extra_u = ["-U"] if wl["unique"] else []
+        pid = srv.proc.pid
+        c0, drops0 = tree_cpu(pid), udp_rcvbuf_errors()
+        closed = self.loadgen_run(srv.port, wl["qfile"],
+                                  ["-l", str(secs), "-w", "256"] + extra_u)
+        c1, drops1 = tree_cpu(pid), udp_rcvbuf_errors()
+        closed["rcvbuf_errors"] = (drops1 - drops0 if drops0 is not None and drops1 is not None
+                                   else None)
+        opened = self.loadgen_run(srv.port, wl["qfile"],
+                                  ["-l", str(secs / 2 if self.quick else secs),
+                                   "-r", str(FIXED_RATE)] + extra_u)
+        if wl["unique"]:
+            qf = self.unique_file(wl, srv.name, int(secs * 200000))
+        else:
+            qf = wl["qfile"]
+        perf = self.dnsperf_run(srv.port, qf, max(1, int(round(secs))))
+        if wl["unique"]:
+            os.unlink(qf)
+        cpu_us = (c1 - c0) * 1e6 / closed["received"] if closed["received"] else None
+        return {"closed": closed, "open": opened, "dnsperf": perf,
+                "cpu_s": round(c1 - c0, 3), "cpu_us_per_query": cpu_us}
+
+    def unique_file(self, wl, tag, n):
+        self.uniq = getattr(self, "uniq", 0) + 1
+        lines = [f"d{self.uniq}-{i}.{tag.replace(' ', '')}.{MISS_ZONE} A" for i in range(n)]
+        return write_queries(self, f"uniq-{self.uniq}", lines)
+
+    def callgrind(self, wl, who, argv, port, probe, warm, count):
+        """User-space instructions per query of @argv (one worker, one process) on @count
+        queries of the workload's file, one query in flight (deterministic batching), and
+        the functions that spend the most of them."""
+        if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+            return {"error": "valgrind not installed"}
+        d = self.cfg.dir(f"callgrind-{wl['key']}-{who}")
+        vg = ["valgrind", "--tool=callgrind", "--compress-strings=no", "--compress-pos=no",
+              f"--callgrind-out-file={d}/cg.out.%p"]
+        srv = Server(self, f"callgrind-{wl['key']}-{who}", vg + argv, port, pin=True,
+                     probe=probe)
+        try:
+            srv.start(timeout=180)
+            extra_u = ["-U"] if wl["unique"] else []
+            if warm:
+                self.loadgen_run(port, wl["warm"], ["-n", str(warm), "-w", "4", "-l", "120"],
+                                 timeout=300)
+            # A dump resets the counters: the next one holds only the measured queries.
+            subprocess.run(["callgrind_control", "-d", str(srv.proc.pid)],
+                           capture_output=True, timeout=60, check=True)
+            lg = self.loadgen_run(port, wl["qfile"], ["-n", str(count), "-w", "1", "-c", "1",
+                                                       "-t", "5000", "-l", "300"] + extra_u,
+                                  timeout=400)
+            before = set(os.listdir(d))
+            subprocess.run(["callgrind_control", "-d", str(srv.proc.pid)],
+                           capture_output=True, timeout=60, check=True)
+            new = sorted(set(os.listdir(d)) - before)
+            ir, dump = None, None
+            for fn in new:
+                with open(os.path.join(d, fn)) as f:
+                    for line in f:
+                        if line.startswith(("summary:", "totals:")):
+                            ir, dump = int(line.split()[1]), os.path.join(d, fn)
+                            break
+            if ir is None:
+                return {"error": f"no callgrind dump (files {new})"}
+            return {"queries": count, "answered": lg["received"], "ir": ir,
+                    "ir_per_query": round(ir / count), "top": top_functions(dump, count)}
+        except (BenchError, subprocess.SubprocessError, OSError, ValueError) as e:
+            return {"error": str(e)[:500]}
+        finally:
+            srv.stop()
+
+    # workloads ---------------------------------------------------------------------
+    def start_upstream(self):
+        self.upstream_port = self.port()
+        argv = self.cfg.knotd("upstream", self.upstream_port,
+                              {EXT_ZONE: ext_zone(self, self.n_ext), MISS_ZONE: miss_zone(self)})
+        up = Server(self, "upstream-knotd", ["taskset", "-c", GEN_CPU] + argv,
+                    self.upstream_port, pin=False, probe=(f"www-1.{EXT_ZONE}", "A"))
+        return up.start()
+
+    def run_workload(self, wl, servers):
+        """Start @servers, warm them, measure interleaved repetitions, stop them."""
+        key = wl["key"]
+        log(f"workload {key}: {wl['title']}")
+        started, out = [], {}
+        for s in servers:
+            try:
+                s.start()
+                if wl.get("warm"):
+                    self.loadgen_run(s.port, wl["warm"],
+                                     ["-n", str(wl["warm_n"]), "-w", "64", "-l", "20"])
+                started.append(s)
+                out[s.label] = {"runs": []}
+            except (BenchError, subprocess.SubprocessError, OSError) as e:
+                log(f"{key}: {s.label} failed to start: {str(e)[:300]}")
+                out[s.label] = {"error": str(e)[:2000]}
+                self.res["errors"].append(f"{key}/{s.label}: start: {str(e)[:300]}")
+                s.stop()
+        for rep in range(self.reps):
+            for s in started:
+                if "error" in out[s.label]:
+                    continue
+                try:
+                    r = self.measure(s, wl)
+                    out[s.label]["runs"].append(r)
+                    log(f"{key} rep {rep + 1}/{self.reps} {s.label}: "
+                        f"loadgen {r['closed']['qps']:.0f} q/s, dnsperf "
+                        f"{r['dnsperf']['qps']:.0f} q/s, "
+                        f"{(r['cpu_us_per_query'] or 0):.2f} us/q, "
+                        f"p99@{FIXED_RATE} {r['open']['latency_us']['p99']:.0f} us")
+                except (BenchError, subprocess.SubprocessError, OSError, ValueError) as e:
+                    log(f"{key}: {s.label} failed: {str(e)[:300]}")
+                    out[s.label]["error"] = str(e)[:2000]
+                    self.res["errors"].append(f"{key}/{s.label}: {str(e)[:300]}")
+        for s in started:
+            if s.proc and s.proc.poll() is None:
+                out[s.label]["peak_rss_bytes"] = tree_hwm(s.proc.pid)
+            s.stop()
+        for label, r in out.items():
+            if r.get("runs"):
+                r["median"] = medians(r["runs"])
+        return out
+
+    def reflector_server(self):
+        p = self.port()
+        return Server(self, "reflector", [self.reflector, "-p", str(p)], p,
+                      probe=("probe.invalid", "A"), label="reflector")
+
+    def ternd_servers(self, tag, plugins, zones='["."]', probe=None):
+        out = []
+        for workers, pin in ((1, True), (2, False)):
+            if self.quick and workers == 2:
+                continue
+            p = self.port()
+            name = f"ternd-{tag}-{workers}w"
+            label = "ternd" if workers == 1 else "ternd 2w unpinned"
+            out.append(Server(self, name, self.cfg.ternd(name, p, plugins, workers, zones), p,
+                              pin=pin, probe=probe, label=label))
+        return out
+
+    def workload_cluster(self, which):
+        fake = cluster.Fake(self, "cluster", [
+            "--generate", f"{self.services}:10", "--gen-namespaces",
+            str(max(1, self.services // 100)), "--gen-headless", "0.1"]).start()
+        log(f"fake API with {self.services} services at {fake.url}")
+        zones, names = cluster_zones(self, fake)
+        nq = 20000 if self.quick else 50000
+        ns = sorted(names["ns"])
+        results = {}
+        for key in which:
+            if key == "a":
+                lines = cluster_queries(names, nq)
+                title = (f"cluster names ({self.services} services, {len(ns)} namespaces, "
+                         "10% headless x 10 endpoints; 70% A, 10% headless A, 10% SRV, "
+                         "10% PTR)")
+                peer_zones = zones
+            else:
+                lines = ndots_queries(ns, self.n_ext, nq)
+                title = ("ndots:5 search path for external names (3 NXDOMAIN expansions, then "
+                         "the name; ternd: kubernetes + cache + forward, warm; knotd/nsd: "
+                         f"authoritative for {EXT_ZONE} too)")
+                peer_zones = dict(zones)
+                peer_zones[EXT_ZONE] = os.path.join(self.work, f"{EXT_ZONE}.zone")
+            qfile = write_queries(self, key, lines)
+            wl = {"key": key, "title": title, "qfile": qfile, "unique": False,
+                  "warm": qfile if key == "b" else None, "warm_n": len(lines)}
+            # A service's A record: answered only once the cluster is synced.
+            probe = (f"{names['clusterip'][0]}.{ZONE}", "A", ("NOERROR",))
+            tern = self.ternd_servers(key, self.cfg.tern_cluster_plugins(fake.url), probe=probe)
+            peers = []
+            for kind in ("knotd", "nsd"):
+                p = self.port()
+                argv = (self.cfg.knotd(f"{kind}-{key}", p, peer_zones) if kind == "knotd"
+                        else self.cfg.nsd(f"{kind}-{key}", p, peer_zones))
+                peers.append(Server(self, f"{kind}-{key}", argv, p, probe=probe, label=kind))
+            refl = self.reflector_server()
+            servers = [refl] + tern + peers
+            res = self.run_workload(wl, servers)
+            res["_diffs"] = self.compare(lines[:300], tern[0], peers) if key == "a" else None
+            cg_port = self.port()
+            cg_argv = self.cfg.ternd(f"cg-{key}", cg_port,
+                                     self.cfg.tern_cluster_plugins(fake.url))
+            cg_n = 1000 if self.quick else 10000
+            res["_callgrind"] = {"ternd": self.callgrind(wl, "ternd", cg_argv, cg_port, probe,
+                                                         len(lines) if key == "b" else 0,
+                                                         cg_n)}
+            if key == "a":
+                kp = self.port()
+                only_k8s = f"""      kubernetes:
+        endpoint: "{fake.url}"
+        zones: ["{ZONE}.", "in-addr.arpa.", "ip6.arpa."]
+        ttl: 30
+        startup_timeout: 120s
+"""
+                res["_callgrind"]["ternd (kubernetes only)"] = self.callgrind(
+                    wl, "ternd-k8s", self.cfg.ternd("cg-k8s", kp, only_k8s), kp, probe, 0, cg_n)
+            if not self.quick and key == "a":
+                kp = self.port()
+                res["_callgrind"]["knotd"] = self.callgrind(
+                    wl, "knotd", self.cfg.knotd("cg-knotd", kp, peer_zones), kp, probe, 0,
+                    cg_n)
+            results[key] = {"title": title, "servers": res,
+                            "query_file_lines": len(lines), "zone_records": names["records"]}
+        fake.stop()
+        return results
+
+    def compare(self, lines, tern, peers):
+        """rcode and answers (TTL aside) of ternd vs each peer on @lines (restarted)."""
+        out = {}
+        try:
+            tern.start()
+            for p in peers:
+                p.start()
+                diffs = []
+                for line in lines:
+                    name, qtype = line.split()
+                    a, b = ask(tern.port, name, qtype), ask(p.port, name, qtype)
+                    ra, rb = (a[1], sorted(a[2])), (b[1], sorted(b[2]))
+                    if ra != rb:
+                        diffs.append(f"{line}: ternd {str(ra)[:200]} {p.label} {str(rb)[:200]}")
+                out[p.label] = {"checked": len(lines), "differ": len(diffs),
+                                "examples": diffs[:3]}
+                p.stop()
+        except (BenchError, OSError, ValueError) as e:
+            out["error"] = str(e)[:500]
+        finally:
+            tern.stop()
+            for p in peers:
+                p.stop()
+        return out
+
+    def workload_cache(self, which):
+        results = {}
+        hits = hit_queries(self.n_ext, 50000)
+        warm = write_queries(self, "warm", [f"www-{i}.{EXT_ZONE} A" for i in range(self.n_ext)])
+        for key in which:
+            if key == "c":
+                qfile = write_queries(self, "c", hits)
+                title = (f"cache hits: {self.n_ext} external names behind a warm forwarding "
+                         "cache (upstream: local knotd)")
+                wl = {"key": key, "title": title, "qfile": qfile, "unique": False,
+                      "warm": warm, "warm_n": self.n_ext}
+            else:
+                qfile = write_queries(self, "d", [f"q{i}.{MISS_ZONE} A" for i in range(10000)])
+                title = ("cache misses: unique names, each forwarded to the local knotd "
+                         "upstream (a wildcard zone; pinned to the generator's CPU)")
+                wl = {"key": key, "title": title, "qfile": qfile, "unique": True,
+                      "warm": None, "warm_n": 0}
+            probe = (f"www-1.{EXT_ZONE}", "A")
+            servers = [self.reflector_server()]
+            servers += self.ternd_servers(key, self.cfg.tern_cache_plugins(), probe=probe)
+            for kind in ("unbound", "kresd", "dnsmasq", "pdns_recursor"):
+                p = self.port()
+                argv = getattr(self.cfg, kind)(f"{kind}-{key}", p)
+                servers.append(Server(self, f"{kind}-{key}", argv, p, probe=probe, label=kind))
+            res = self.run_workload(wl, servers)
+            cg_port = self.port()
+            cg_argv = self.cfg.ternd(f"cg-{key}", cg_port, self.cfg.tern_cache_plugins())
+            cg_n = 1000 if self.quick else 10000
+            warm_n = self.n_ext if key == "c" else 0
+            res["_callgrind"] = {"ternd": self.callgrind(wl, "ternd", cg_argv, cg_port, probe,
+                                                         warm_n, cg_n)}
+            if not self.quick and key == "c":
+                up = self.port()
+                res["_callgrind"]["unbound"] = self.callgrind(
+                    wl, "unbound", self.cfg.unbound("cg-unbound", up), up, probe, warm_n, cg_n)
+            results[key] = {"title": title, "servers": res, "query_file_lines":
+                            len(hits) if key == "c" else "unique"}
+        return results
+
+    def run(self):
+        t0 = time.monotonic()
+        only = self.args.only
+        self.start_upstream()
+        if "a" in only or "b" in only:
+            self.res["workloads"].update(self.workload_cluster([k for k in "ab" if k in only]))
+        if "c" in only or "d" in only:
+            self.res["workloads"].update(self.workload_cache([k for k in "cd" if k in only]))
+        self.res["total_s"] = round(time.monotonic() - t0, 1)
+
+    def cleanup(self):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.procs.stop_all()
+        if self.args.keep:
+            log(f"kept {self.work}")
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- figures and report
+
+def top_functions(dump, count, n=8):
+    """The @n functions with the most self instructions per query in a callgrind dump
+    (written with --compress-strings=no: callgrind_annotate cannot attribute a dump taken
+    after an earlier one, so the file is read here). A cost line right after "calls=" is
+    the call's inclusive cost and belongs to the callee, not to the current function."""
+    self_ir, fn, after_call = {}, None, False
+    try:
+        with open(dump) as f:
+            for line in f:
+                if line.startswith("fn="):
+                    fn, after_call = line[3:].strip(), False
+                elif line.startswith("calls="):
+                    after_call = True
+                elif line[:1].isdigit() or line[:1] in "+-*":
+                    if after_call:
+                        after_call = False
+                        continue
+                    parts = line.split()
+                    if fn is not None and len(parts) >= 2 and parts[1].isdigit():
+                        self_ir[fn] = self_ir.get(fn, 0) + int(parts[1])
+    except OSError:
+        return []
+    top = sorted(self_ir.items(), key=lambda kv: -kv[1])[:n]
+    return [[name, round(ir / count)] for name, ir in top]
+
+
+def medians(runs):
+    """Median of each figure over the repetitions, with min and max of the headline ones."""
+    def col(f):
+        return [v for v in (f(r) for r in runs) if v is not None]
+
+    def med(f):
+        xs = col(f)
+        return statistics.median(xs) if xs else None
+
+    def span(f):
+        xs = col(f)
+        return [min(xs), max(xs)] if xs else None
+    q = lambda r: r["closed"]["qps"]                                    # noqa: E731
+    dq = lambda r: r["dnsperf"]["qps"]                                  # noqa: E731
+    cpu = lambda r: r["cpu_us_per_query"]                               # noqa: E731
+    rc = {}
+    for r in runs:
+        for k, v in r["closed"]["rcodes"].items():
+            rc[k] = rc.get(k, 0) + v
+    return {"loadgen_qps": med(q), "loadgen_qps_range": span(q),
+            "dnsperf_qps": med(dq), "dnsperf_qps_range": span(dq),
+            "cpu_us_per_query": med(cpu), "cpu_us_range": span(cpu),
+            "loadgen_lost": med(lambda r: r["closed"]["lost"]),
+            "rcvbuf_errors": med(lambda r: r["closed"].get("rcvbuf_errors")),
+            "dnsperf_lost": med(lambda r: r["dnsperf"]["lost"]),
+            "fixed_p50_us": med(lambda r: r["open"]["latency_us"]["p50"]),
+            "fixed_p99_us": med(lambda r: r["open"]["latency_us"]["p99"]),
+            "fixed_p999_us": med(lambda r: r["open"]["latency_us"]["p999"]),
+            "fixed_lost": med(lambda r: r["open"]["lost"]),
+            "fixed_sent": med(lambda r: r["open"]["sent"]),
+            "rcodes": rc}
+
+
+def fmt(v, spec=".0f", none="-"):
+    return none if v is None else format(v, spec)
+
+
+def rcode_share(rc):
+    total = sum(rc.values())
+    if not total:
+        return "-"
+    parts = sorted(rc.items(), key=lambda kv: -kv[1])
+    return " ".join(f"{k[:4]} {100 * v / total:.0f}%" for k, v in parts[:2])
+
+
+def report(res, meta):
+    print(f"# Tern benchmark ({'quick' if meta['quick'] else 'full'})\n")
+    print(f"CPU: {meta['cpu_model']}, {meta['cores']} cores. Servers pinned to CPU {SERVER_CPU} "
+          f"with one worker (\"ternd 2w unpinned\": 2 workers, no pinning), generators on CPU "
+          f"{GEN_CPU}. {meta['reps']} interleaved repetition(s) of {meta['seconds']} s per "
+          "mode; medians (min–max of QPS and CPU in the JSON).\n")
+    print("| software | version |\n| --- | --- |")
+    for k, v in meta["versions"].items():
+        print(f"| {k} | {v} |")
+    print()
+    for key in sorted(res["workloads"]):
+        w = res["workloads"][key]
+        srv = w["servers"]
+        print(f"## ({key}) {w['title']}\n")
+        print(f"| server | dnsperf QPS | loadgen QPS | ×refl QPS | CPU µs/q | ×refl CPU "
+              f"| lost lg/dnsperf (rcvbuf) | p50/p99/p99.9 µs @{FIXED_RATE // 1000}k | lost "
+              f"@{FIXED_RATE // 1000}k | peak RSS MiB | rcodes |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        ref = (srv.get("reflector") or {}).get("median") or {}
+        for label, r in srv.items():
+            if label.startswith("_"):
+                continue
+            if "median" not in r:
+                print(f"| {label} | failed: {r.get('error', '?').splitlines()[0][:120]} "
+                      "| | | | | | | | | |")
+                continue
+            m = r["median"]
+            qr = (m["loadgen_qps"] / ref["loadgen_qps"]
+                  if ref.get("loadgen_qps") and m["loadgen_qps"] else None)
+            cr = (m["cpu_us_per_query"] / ref["cpu_us_per_query"]
+                  if ref.get("cpu_us_per_query") and m["cpu_us_per_query"] else None)
+            rss = r.get("peak_rss_bytes")
+            print(f"| {label} | {fmt(m['dnsperf_qps'])} | {fmt(m['loadgen_qps'])} "
+                  f"| {fmt(qr, '.2f')} | {fmt(m['cpu_us_per_query'], '.2f')} | {fmt(cr, '.2f')} "
+                  f"| {fmt(m['loadgen_lost'])}/{fmt(m['dnsperf_lost'])} "
+                  f"({fmt(m.get('rcvbuf_errors'))}) "
+                  f"| {fmt(m['fixed_p50_us'])}/{fmt(m['fixed_p99_us'])}/"
+                  f"{fmt(m['fixed_p999_us'])} | {fmt(m['fixed_lost'])} "
+                  f"| {fmt(rss / 1048576 if rss else None, '.1f')} | {rcode_share(m['rcodes'])} |")
+        for who, cg in (srv.get("_callgrind") or {}).items():
+            if "ir_per_query" in cg:
+                top = ", ".join(f"{f} {n:,}" for f, n in cg["top"][:6])
+                print(f"\n{who}: user-space instructions/query (callgrind, 1 worker, "
+                      f"{cg['queries']} queries one at a time): **{cg['ir_per_query']:,}**; "
+                      f"most self instructions/query: {top}")
+            else:
+                print(f"\n{who} callgrind: failed: {cg.get('error', '?')[:200]}")
+        diffs = srv.get("_diffs")
+        if diffs:
+            print("\nAnswers compared with ternd: " + "; ".join(
+                f"{k}: {v['differ']} of {v['checked']} differ" for k, v in diffs.items()
+                if isinstance(v, dict)) + (f" ({diffs['error']})" if "error" in diffs else ""))
+            for k, v in diffs.items():
+                for ex in (v.get("examples", []) if isinstance(v, dict) else []):
+                    print(f"  - {ex}")
+        print()
+    print("Ratios: ×refl QPS = loadgen QPS / the reflector's; ×refl CPU = CPU µs/query / the "
+          "reflector's (closed loop, window 256). CPU is the server's whole process tree "
+          "(utime+stime from /proc) over the closed-loop run divided by answers received. "
+          "lost: unanswered within 1 s (tern-loadgen, closed loop) and 2 s (dnsperf); rcvbuf: "
+          "the kernel's UDP RcvbufErrors during the closed-loop run (queries dropped by a full "
+          "server socket buffer, mostly the start-of-run burst). "
+          "Peak RSS sums VmHWM over the process tree. rcodes: the two most frequent in the "
+          "closed-loop answers.")
+    if res["errors"]:
+        print("\nErrors:")
+        for e in res["errors"]:
+            print(f"- {e}")
+
+
+def version(argv, pat=None):
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        text = (p.stdout + p.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    if pat:
+        m = re.search(pat, text)
+        return m.group(0) if m else "?"
+    return text.splitlines()[0] if text else "?"
+
+
+def versions(bench):
+    v = {"ternd": version([bench.ternd, "--version"]),
+         "dnsperf": version(["dnsperf", "-h"], r"Version [\d.]+"),
+         "knotd": version(["knotd", "--version"]), "nsd": version(["nsd", "-v"]),
+         "unbound": version(["unbound", "-V"], r"Version [\d.]+"),
+         "kresd": version(["kresd", "--version"]),
+         "dnsmasq": version(["dnsmasq", "--version"], r"Dnsmasq version [\d.]+"),
+         "pdns_recursor": version(["pdns_recursor", "--version"], r"PowerDNS Recursor [\d.]+"),
+         "valgrind": version(["valgrind", "--version"])}
+    return v
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+PEERS = {"dnsperf": "dnsperf", "knotd": "knot", "nsd": "nsd", "unbound": "unbound",
+         "kresd": "knot-resolver", "dnsmasq": "dnsmasq", "pdns_recursor": "pdns-recursor",
+         "valgrind": "valgrind", "taskset": "util-linux"}
+
+
+def ensure_peers(install):
+    missing = [b for b in PEERS if not shutil.which(b) and not os.access(f"/usr/sbin/{b}",
+                                                                        os.X_OK)]
+    if missing and install:
+        log(f"missing {', '.join(missing)}: running tools/deps.sh")
+        subprocess.run([os.path.join(ROOT, "tools", "deps.sh")], check=False)
+        missing = [b for b in PEERS if not shutil.which(b)
+                   and not os.access(f"/usr/sbin/{b}", os.X_OK)]
+    return missing
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="1 repetition of 1 s per mode, 2k services, ternd 1 worker only")
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--only", default="abcd", help="workloads to run, e.g. 'ac'")
+    ap.add_argument("--reps", type=int, default=0, help="repetitions (default 3; quick 1)")
+    ap.add_argument("--seconds", type=float, default=0, help="seconds per mode (default 2)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
+    ap.add_argument("--no-install", action="store_true", help="never run tools/deps.sh")
+    ap.add_argument("--check", action="store_true",
+                    help="exit 1 unless every server of every workload produced figures")
+    args = ap.parse_args()
+    bench = Bench(args)
+    for path in (bench.ternd, bench.loadgen, bench.reflector):
+        if not os.access(path, os.X_OK):
+            sys.exit(f"run.py: no {path} (build first: meson setup build && ninja -C build)")
+    missing = ensure_peers(not args.no_install)
+    if missing:
+        sys.exit(f"run.py: missing {', '.join(missing)} (Debian packages: "
+                 f"{', '.join(PEERS[m] for m in missing)}; tools/deps.sh installs them)")
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    meta = {"quick": bench.quick, "cores": os.cpu_count(), "cpu_model": cpu_model(),
+            "reps": bench.reps, "seconds": bench.seconds, "versions": versions(bench),
+            "fixed_rate": FIXED_RATE, "server_cpu": SERVER_CPU, "generator_cpu": GEN_CPU,
+            "services": bench.services, "external_names": bench.n_ext}
+    try:
+        bench.run()
+    except KeyboardInterrupt:
+        print("run.py: interrupted", file=sys.stderr)
+        return 130
+    except BenchError as e:
+        print(f"run.py: {e}", file=sys.stderr)
+        return 1
+    finally:
+        bench.cleanup()
+    report(bench.res, meta)
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    out = os.path.join(ROOT, "bench", "results", f"bench-{date}.json")
+    with open(out, "w") as f:
+        json.dump({"date": date, **meta, **bench.res}, f, indent=1)
+        f.write("\n")
+    print(f"\nwrote {out} (total {bench.res['total_s']} s)")
+    if args.check:
+        bad = [f"{k}/{label}" for k, w in bench.res["workloads"].items()
+               for label, r in w["servers"].items()
+               if not label.startswith("_") and "median" not in r]
+        if bad or not bench.res["workloads"]:
+            print(f"run.py --check: no figures for {', '.join(bad) or 'any workload'}",
+                  file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

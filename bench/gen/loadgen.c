@@ -467,9 +467,9 @@ static bool sending_done(uint64_t now)
 {
 	if (interrupted)
 		return true;
-	if (lg.conf.count)
-		return lg.st.sent >= lg.conf.count;
-	return now - lg.st.first_ns >= (uint64_t)(lg.conf.seconds * 1e9);
+	if (lg.conf.count && lg.st.sent >= lg.conf.count)
+		return true;
+	return lg.conf.seconds > 0 && now - lg.st.first_ns >= (uint64_t)(lg.conf.seconds * 1e9);
 }
 
 static void run(void)
@@ -625,8 +625,8 @@ static void usage(FILE *f)
 		"  -s ADDR     server address (default 127.0.0.1)\n"
 		"  -p PORT     server port (required)\n"
 		"  -d FILE     dnsperf-format query file: \"name type\" per line (required)\n"
-		"  -l SECONDS  send for this long (default 5)\n"
-		"  -n COUNT    send exactly COUNT queries instead\n"
+		"  -l SECONDS  send for this long (default 5 without -n)\n"
+		"  -n COUNT    send COUNT queries (and stop at -l SECONDS if given)\n"
 		"  -r RATE     open loop: queries per second\n"
 		"  -w WINDOW   closed loop: queries in flight (default 256)\n"
 		"  -c SOCKETS  UDP sockets (source ports), round robin (default 16)\n"
@@ -643,7 +643,7 @@ int main(int argc, char **argv)
 	const char *host = "127.0.0.1", *port = NULL;
 	int c;
 
-	lg.conf = (struct lg_conf){ .seconds = 5, .window = 256, .nsockets = 16, .batch = 32,
+	lg.conf = (struct lg_conf){ .window = 256, .nsockets = 16, .batch = 32,
 				    .timeout_ns = 1000000000u };
 	while ((c = getopt(argc, argv, "s:p:d:l:n:r:w:c:b:t:eUh")) != -1) {
 		switch (c) {
@@ -691,10 +691,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (!lg.conf.count && lg.conf.seconds == 0)
+		lg.conf.seconds = 5;
 	if (!port || !lg.conf.file || lg.conf.nsockets < 1 ||
 	    lg.conf.nsockets > LG_MAX_SOCKETS || lg.conf.batch < 1 ||
 	    lg.conf.batch > LG_MAX_BATCH || lg.conf.window < 1 || lg.conf.timeout_ns == 0 ||
-	    (!lg.conf.count && lg.conf.seconds <= 0) || lg.conf.rate < 0) {
+	    lg.conf.seconds < 0 || lg.conf.rate < 0) {
 		usage(stderr);
 		return 2;
 	}

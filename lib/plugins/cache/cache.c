@@ -515,10 +515,21 @@ static void maybe_prefetch(struct tern_req *req, const struct cache *c, struct c
 		count(c, req, CTR_PREFETCH);
 }
 
+/*
+ * Names under both `disable success` and `disable denial` zones (kubeadm's cluster.local)
+ * are never stored: skip them at once, before any hashing or scanning.
+ */
+static bool never_stored(const struct cache *c, const knot_dname_t *qname)
+{
+	return !zone_list_has(&c->zones, qname) ||
+	       (zone_list_has(&c->no_store[CACHE_SUCCESS], qname) &&
+	        zone_list_has(&c->no_store[CACHE_DENIAL], qname));
+}
+
 static enum tern_verdict cache_query(struct tern_req *req, const struct tern_plugin_inst *pi)
 {
 	const struct cache *c = pi->data;
-	if (req->refresh || !zone_list_has(&c->zones, req->qname))
+	if (req->refresh || never_stored(c, req->qname))
 		return TERN_NEXT;   /* a background refresh must reach the upstream */
 	count(c, req, CTR_REQUESTS);
 	struct cache_key k;
@@ -573,7 +584,7 @@ static void cache_answer(struct tern_req *req, const struct tern_plugin_inst *pi
 	const struct cache *c = pi->data;
 	if (req->answered && req->plugin_id == pi->plugin_id)
 		return;   /* a raw answer this cache made itself */
-	if (req->truncated || !zone_list_has(&c->zones, req->qname))
+	if (req->truncated || never_stored(c, req->qname))
 		return;
 	struct cache_key k;
 	key_of(req, &k);
