@@ -208,19 +208,6 @@ static uint64_t rng_next(struct tern_io *io)
 	return z ^ (z >> 31);
 }
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-	return x->sin6_port == y->sin6_port &&
-	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
 static socklen_t addr_len(const struct sockaddr_storage *ss)
 {
 	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
@@ -304,7 +291,7 @@ static struct host *host_get(struct tern_io *io, const struct sockaddr_storage *
 				free_slot = h;
 			continue;
 		}
-		if (same_addr(&h->addr, addr))
+		if (tern_addr_equal(&h->addr, addr))
 			return h;
 	}
 	if (!free_slot)
@@ -523,7 +510,7 @@ static struct uquery *uq_find(struct tern_io *io, uint32_t hash, const struct qk
 	     i = io->uqs[i].hnext) {
 		struct uquery *uq = &io->uqs[i];
 		if (uq->hash == hash && !uq->failed && uq->plugin_id == plugin_id &&
-		    uq->tcp == tcp && uq->tls == tls && same_addr(&uq->addr, addr) &&
+		    uq->tcp == tcp && uq->tls == tls && tern_addr_equal(&uq->addr, addr) &&
 		    key_equal(&uq->key, k))
 			return uq;
 	}
@@ -600,7 +587,7 @@ static struct upconn *conn_get(struct tern_io *io, const struct sockaddr_storage
                                struct upstream_tls_profile *profile)
 {
 	for (struct upconn *c = io->conns; c; c = c->next) {
-		if (!c->dead && c->profile == profile && same_addr(&c->addr, addr)) {
+		if (!c->dead && c->profile == profile && tern_addr_equal(&c->addr, addr)) {
 			count(io, UPSTREAM_TCP_REUSED);
 			return c;
 		}

@@ -9,6 +9,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -46,3 +47,6 @@ int tern_addr_str(const struct sockaddr_storage *ss, char *buf, size_t len);
  * @return 0, TERN_EINVAL (syntax) or TERN_ERANGE (out of range or overflow)
  */
 int tern_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/** True if @p a and @p b are the same address family, address and port. */
+bool tern_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);

@@ -39,19 +39,6 @@ static void plugin_confs(const struct tern_plugins_conf *pc, const void **out)
 #undef TERN_PLUGIN_X
 }
 
-static bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-	return x->sin6_port == y->sin6_port &&
-	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
 static int build_server(struct tern_server *srv, unsigned index, const struct tern_server_conf *sc,
                         const char *config_dir, struct tern_diag *diag)
 {
@@ -110,7 +97,7 @@ static size_t listen_registry_len;
 static int listen_index(const struct sockaddr_storage *ss)
 {
 	for (size_t i = 0; i < listen_registry_len; i++) {
-		if (addr_equal(&listen_registry[i], ss))
+		if (tern_addr_equal(&listen_registry[i], ss))
 			return (int)i;
 	}
 	if (listen_registry_len == TERN_VIEW_MAX_LISTENS)
