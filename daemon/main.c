@@ -36,8 +36,64 @@
 static struct worker **running_workers;
 static unsigned running_nworkers;
 
+/* coredns_proxy_conn_cache_{hits,misses}_total, summed over workers by upstream. */
+struct conn_rows {
+	struct sockaddr_storage addr[TERN_VIEW_MAX_LISTENS * 4];
+	uint64_t conn[TERN_VIEW_MAX_LISTENS * 4][2][3];
+	size_t n;
+};
+
+static void add_conn_row(const struct sockaddr_storage *addr, const uint64_t conn[2][3],
+                         void *ctx)
+{
+	struct conn_rows *rows = ctx;
+	size_t i = 0;
+	while (i < rows->n && !tern_addr_equal(&rows->addr[i], addr))
+		i++;
+	if (i == rows->n) {
+		if (rows->n == TERN_ARRAY_LEN(rows->addr))
+			return;
+		rows->addr[rows->n++] = *addr;
+	}
+	for (unsigned k = 0; k < 2; k++) {
+		for (unsigned p = 0; p < 3; p++)
+			rows->conn[i][k][p] += conn[k][p];
+	}
+}
+
+static void render_conn_cache(FILE *out)
+{
+	static const char *const names[2] = { "hits", "misses" };
+	static const char *const protos[3] = { "udp", "tcp", "tcp-tls" };
+	struct conn_rows *rows = calloc(1, sizeof(*rows));
+	if (!rows)
+		return;
+	for (unsigned i = 0; i < running_nworkers; i++) {
+		if (running_workers[i] && running_workers[i]->io)
+			upstream_conn_stats_read(running_workers[i]->io, add_conn_row, rows);
+	}
+	for (unsigned k = 0; k < 2; k++) {
+		fprintf(out, "# HELP coredns_proxy_conn_cache_%s_total Counter of connection cache "
+		        "%s per upstream and protocol.\n# TYPE coredns_proxy_conn_cache_%s_total "
+		        "counter\n", names[k], names[k], names[k]);
+		for (size_t i = 0; i < rows->n; i++) {
+			char to[80];
+			tern_addr_str(&rows->addr[i], to, sizeof(to));
+			for (unsigned p = 0; p < 3; p++) {
+				if (rows->conn[i][0][p] + rows->conn[i][1][p] == 0)
+					continue;
+				fprintf(out, "coredns_proxy_conn_cache_%s_total{proxy_name=\"forward\","
+				        "to=\"%s\",proto=\"%s\"} %llu\n", names[k], to, protos[p],
+				        (unsigned long long)rows->conn[i][k][p]);
+			}
+		}
+	}
+	free(rows);
+}
+
 static void render_upstream_metrics(FILE *out)
 {
+	render_conn_cache(out);
 	uint64_t sum[UPSTREAM_COUNTER_COUNT] = { 0 };
 	for (unsigned i = 0; i < running_nworkers; i++) {
 		if (running_workers[i] && running_workers[i]->io)

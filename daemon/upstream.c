@@ -88,6 +88,10 @@ struct host {
 	uint32_t expire_ms;             /* idle pooled connections close (forward's expire) */
 	uint64_t next_probe_ms;
 	uint32_t probe;                 /* the probe in flight, UP_NONE if none */
+	/* Connection cache outcome of each query sent, by transport (udp, tcp, tcp-tls):
+	 * [0] hits, [1] misses. Written by the worker, read by a scrape (relaxed). */
+	_Atomic uint64_t conn[2][3];
+	_Atomic bool published;         /* addr is set (release): a scrape may read it */
 };
 
 struct upconn;
@@ -146,6 +150,7 @@ struct tern_io {
 	uint32_t *buckets;
 	uint32_t *scratch;              /* UPSTREAM_INFLIGHT entries */
 	struct host hosts[UPSTREAM_HOSTS];
+	bool conn_reused;               /* the last conn_get found a pooled connection */
 	struct upconn *conns;
 	struct upconn *dead;
 	struct upstream_tls *tls;
@@ -296,7 +301,11 @@ static struct host *host_get(struct tern_io *io, const struct sockaddr_storage *
 	}
 	if (!free_slot)
 		return NULL;   /* more upstreams than tracked: no health for this one */
-	*free_slot = (struct host) { .used = true, .addr = *addr, .probe = UP_NONE };
+	/* Slots start zeroed (the io is calloc'd) and are never given back. */
+	free_slot->used = true;
+	free_slot->addr = *addr;
+	free_slot->probe = UP_NONE;
+	atomic_store_explicit(&free_slot->published, true, memory_order_release);
 	return free_slot;
 }
 
@@ -589,9 +598,11 @@ static struct upconn *conn_get(struct tern_io *io, const struct sockaddr_storage
 	for (struct upconn *c = io->conns; c; c = c->next) {
 		if (!c->dead && c->profile == profile && tern_addr_equal(&c->addr, addr)) {
 			count(io, UPSTREAM_TCP_REUSED);
+			io->conn_reused = true;
 			return c;
 		}
 	}
+	io->conn_reused = false;
 	return conn_open(io, addr, profile);
 }
 
@@ -749,6 +760,10 @@ static struct uquery *uq_start(struct tern_io *io, const struct qkey *k, unsigne
 		return NULL;
 	}
 	if (uq->host) {
+		unsigned proto = tls ? 2 : tcp ? 1 : 0;
+		_Atomic uint64_t *ctr = &uq->host->conn[tcp && io->conn_reused ? 0 : 1][proto];
+		atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1,
+		                      memory_order_relaxed);
 		/* Probes use the transport (and TLS profile) last used. */
 		uq->host->tcp = tcp;
 		if (uq->host->tls != uq->tls) {
@@ -1412,4 +1427,22 @@ void upstream_free(struct tern_io *io)
 	free(io->buckets);
 	free(io->scratch);
 	free(io);
+}
+
+void upstream_conn_stats_read(const struct tern_io *io,
+                              void (*fn)(const struct sockaddr_storage *addr,
+                                         const uint64_t conn[2][3], void *ctx),
+                              void *ctx)
+{
+	for (unsigned i = 0; i < UPSTREAM_HOSTS; i++) {
+		const struct host *h = &io->hosts[i];
+		if (!atomic_load_explicit(&h->published, memory_order_acquire))
+			continue;
+		uint64_t conn[2][3];
+		for (unsigned k = 0; k < 2; k++) {
+			for (unsigned p = 0; p < 3; p++)
+				conn[k][p] = atomic_load_explicit(&h->conn[k][p], memory_order_relaxed);
+		}
+		fn(&h->addr, conn, ctx);
+	}
 }

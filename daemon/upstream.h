@@ -64,5 +64,14 @@ void upstream_turn_end(struct tern_io *io);
 
 /** Add @p io's counters into @p sum (UPSTREAM_COUNTER_COUNT entries). Thread: any. */
 void upstream_stats_read(const struct tern_io *io, uint64_t *sum);
+/**
+ * Call @p fn for every upstream address this worker has used, with its connection
+ * cache counts by transport (udp, tcp, tcp-tls): conn[0] hits, conn[1] misses.
+ * Thread: any (relaxed reads of the worker's counters).
+ */
+void upstream_conn_stats_read(const struct tern_io *io,
+                              void (*fn)(const struct sockaddr_storage *addr,
+                                         const uint64_t conn[2][3], void *ctx),
+                              void *ctx);
 /** The counters' names, for metrics ("tern_upstream_<name>_total"). */
 extern const char *const upstream_counter_names[UPSTREAM_COUNTER_COUNT];

@@ -180,6 +180,12 @@ def test_force_tcp_sends_every_query_over_tcp():
             eq([r.data for r in m.answer], ["192.0.2.1"], "answer")
         eq(u.count(proto="udp"), 0, "UDP queries with force_tcp")
         eq(u.count(proto="tcp"), 5, "TCP queries")
+        # One pooled connection per worker: the rest reuse it (CoreDNS's conn cache metrics).
+        text = t.metrics()
+        hits = metric_sum(text, "coredns_proxy_conn_cache_hits_total", proto="tcp")
+        misses = metric_sum(text, "coredns_proxy_conn_cache_misses_total", proto="tcp")
+        eq(hits + misses, 5, "conn cache outcomes, one per upstream query")
+        check(1 <= misses <= 2 and hits >= 3, f"conn cache hits {hits}, misses {misses}")
     finally:
         t.cleanup()
         u.stop()
