@@ -15,8 +15,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ternlib import (PyUpstream, Ternd, check, eq, metric_sum, query, run_tests,  # noqa: E402
-                     udp_blast, wait_for)
+from ternlib import (PyUpstream, Ternd, check, eq, metric_sum, query, require_tool,  # noqa: E402
+                     run_tests, udp_blast, wait_for)
+import re  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 
 
 def cached_server(u, cache=None, forward=None, workers=2):
@@ -201,6 +204,43 @@ def test_local_names_never_enter_the_cache_or_reach_upstream():
         eq(u.count(), 0, "upstream queries")
         wait_for(lambda: metric_sum(t.metrics(), "coredns_cache_misses_total") == 0, 2,
                  what="no cache misses for local names")
+    finally:
+        t.cleanup()
+        u.stop()
+
+
+def test_two_workers_share_the_cache_under_load_with_eviction_churn():
+    """dnsperf over 300 names into a 64-entry cache on 2 workers: hits, stores and
+    evictions race on the shared table (the suite also runs under TSan and ASan)."""
+    dnsperf = require_tool("dnsperf")
+    u = PyUpstream(zone="pub.example.")
+    for i in range(300):
+        u.add(f"n{i}.pub.example", "A", f"192.0.2.{i % 250 + 1}", ttl=60)
+    u.start()
+    t = cached_server(u, cache={"success": {"capacity": 64}, "denial": {"capacity": 64}})
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            for i in range(3000):   # half on 16 hot names, half spread over all 300
+                n = (i * 7) % 16 if i % 2 else (i * 7919) % 300
+                f.write(f"n{n}.pub.example A\n")
+            qfile = f.name
+        p = subprocess.run([dnsperf, "-s", "127.0.0.1", "-p", str(t.port), "-d", qfile,
+                            "-l", "4", "-Q", "2000", "-t", "2"],
+                           capture_output=True, text=True, timeout=60)
+        os.unlink(qfile)
+        out = p.stdout + p.stderr
+        eq(p.returncode, 0, f"dnsperf exit code:\n{out}")
+        lost = re.search(r"Queries lost:\s+(\d+)", out)
+        done = re.search(r"Queries completed:\s+(\d+)", out)
+        check(lost and done, f"unparsable dnsperf output:\n{out}")
+        eq(int(lost.group(1)), 0, f"queries lost:\n{out}")
+        check("SERVFAIL" not in out and "REFUSED" not in out, f"error rcodes:\n{out}")
+        text = t.metrics()
+        hits = metric_sum(text, "coredns_cache_hits_total")
+        evictions = metric_sum(text, "coredns_cache_evictions_total")
+        check(hits > 0 and evictions > 0, f"hits {hits}, evictions {evictions}")
+        m = query(t.port, "n17.pub.example", rd=True)
+        eq([r.data for r in m.answer], ["192.0.2.18"], "an answer after the churn")
     finally:
         t.cleanup()
         u.stop()
