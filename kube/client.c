@@ -421,7 +421,12 @@ int kube_client_setup(const struct kube_client *c, CURL *h, const char *path_que
 
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+	/*
+	 * No CURLOPT_PIPEWAIT: with it, requests started while a long-lived HTTP/1.1 watch
+	 * holds the only connection could wait for a multiplexing chance that never comes
+	 * (seen: two watches never restarted after a cut). HTTP/2 connections are still
+	 * shared when they exist (CURLMOPT_PIPELINING).
+	 */
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
