@@ -12,7 +12,8 @@ int tern_answer_put(struct tern_req *req, knot_section_t section, const knot_rrs
 		if (ret != KNOT_EOK)
 			return ret;
 	}
-	uint16_t hint = knot_dname_is_equal(rr->owner, req->qname) ?
+	/* Plugins that synthesise records own them by req->qname itself: skip the compare. */
+	uint16_t hint = rr->owner == req->qname || knot_dname_is_equal(rr->owner, req->qname) ?
 	                KNOT_COMPR_HINT_QNAME : KNOT_COMPR_HINT_NONE;
 	int ret = knot_pkt_put(pkt, hint, rr, KNOT_PF_NOTRUNC);
 	if (ret == KNOT_ESPACE && section != KNOT_ADDITIONAL)
