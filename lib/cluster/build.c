@@ -429,6 +429,17 @@ static void service_drop(struct tern_cluster_builder *b, struct group *g)
 	mark_dirty(b, g);
 }
 
+/* The object of @p m keyed (@p ns, @p name) into *out: 0, TERN_ENOENT or a bad-name error. */
+static int find_named(struct hmap *m, const char *ns, const char *name, struct hnode **out)
+{
+	char key[KEY_MAX];
+	int len = make_key(key, ns, name);
+	if (len < 0)
+		return len;
+	*out = hmap_find(m, key, (size_t)len, hash_str(key, (size_t)len));
+	return *out ? TERN_EOK : TERN_ENOENT;
+}
+
 int tern_cluster_builder_service_delete(struct tern_cluster_builder *b, const char *ns,
                                         const char *name)
 {
@@ -650,15 +661,11 @@ static void slice_drop(struct tern_cluster_builder *b, struct slice_obj *o)
 int tern_cluster_builder_slice_delete(struct tern_cluster_builder *b, const char *ns,
                                       const char *name)
 {
-	char key[KEY_MAX];
-	int len = make_key(key, ns, name);
-	if (len < 0)
-		return len;
-	struct hnode *n = hmap_find(&b->slices, key, (size_t)len, hash_str(key, (size_t)len));
-	if (!n)
-		return TERN_ENOENT;
-	slice_drop(b, (struct slice_obj *)n);
-	return TERN_EOK;
+	struct hnode *n;
+	int ret = find_named(&b->slices, ns, name, &n);
+	if (ret == TERN_EOK)
+		slice_drop(b, (struct slice_obj *)n);
+	return ret;
 }
 
 /* ---- namespaces ------------------------------------------------------------------------ */
@@ -714,15 +721,11 @@ static void namespace_drop(struct tern_cluster_builder *b, struct ns_obj *o)
 
 int tern_cluster_builder_namespace_delete(struct tern_cluster_builder *b, const char *name)
 {
-	char key[KEY_MAX];
-	int len = make_key(key, NULL, name);
-	if (len < 0)
-		return len;
-	struct hnode *n = hmap_find(&b->namespaces, key, (size_t)len, hash_str(key, (size_t)len));
-	if (!n)
-		return TERN_ENOENT;
-	namespace_drop(b, (struct ns_obj *)n);
-	return TERN_EOK;
+	struct hnode *n;
+	int ret = find_named(&b->namespaces, NULL, name, &n);
+	if (ret == TERN_EOK)
+		namespace_drop(b, (struct ns_obj *)n);
+	return ret;
 }
 
 /* ---- pods -------------------------------------------------------------------------------- */
@@ -768,13 +771,10 @@ int tern_cluster_builder_pod(struct tern_cluster_builder *b, const struct tern_k
 int tern_cluster_builder_pod_delete(struct tern_cluster_builder *b, const char *ns,
                                     const char *name)
 {
-	char key[KEY_MAX];
-	int len = make_key(key, ns, name);
-	if (len < 0)
-		return len;
-	struct hnode *n = hmap_find(&b->pods, key, (size_t)len, hash_str(key, (size_t)len));
-	if (!n)
-		return TERN_ENOENT;
+	struct hnode *n;
+	int ret = find_named(&b->pods, ns, name, &n);
+	if (ret != TERN_EOK)
+		return ret;
 	hmap_del(&b->pods, n);
 	free(n);
 	b->pods_dirty = true;
