@@ -992,6 +992,26 @@ def version(argv):
         return "?"
 
 
+def run_guarded(bench, prog):
+    """bench.run(), stopping every process it started on errors, Ctrl-C and SIGTERM
+    (also when started in the background). None on success, else the exit code."""
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    try:
+        bench.run()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BenchError as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        bench.cleanup()
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ternd", default=os.path.join(ROOT, "build", "daemon", "ternd"))
@@ -1003,21 +1023,10 @@ def main():
         if not shutil.which(tool) and not os.access(f"/usr/sbin/{tool}", os.X_OK):
             sys.exit(f"cluster.py: {tool} is required (Debian: dnsperf, knot)")
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)      # also when started in the background
     bench = Bench(args)
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        print("cluster.py: interrupted", file=sys.stderr)
-        return 130
-    except BenchError as e:
-        print(f"cluster.py: {e}", file=sys.stderr)
-        return 1
-    finally:
-        bench.cleanup()
+    rc = run_guarded(bench, "cluster.py")
+    if rc is not None:
+        return rc
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     res = bench.res
     doc = {"date": date, "quick": bench.quick,

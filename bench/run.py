@@ -1004,24 +1004,13 @@ def main():
         sys.exit(f"run.py: missing {', '.join(missing)} (Debian packages: "
                  f"{', '.join(PEERS[m] for m in missing)}; tools/deps.sh installs them)")
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_term)
     meta = {"quick": bench.quick, "cores": os.cpu_count(), "cpu_model": cpu_model(),
             "reps": bench.reps, "seconds": bench.seconds, "versions": versions(bench),
             "fixed_rate": FIXED_RATE, "server_cpu": SERVER_CPU, "generator_cpu": GEN_CPU,
             "services": bench.services, "external_names": bench.n_ext}
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        print("run.py: interrupted", file=sys.stderr)
-        return 130
-    except BenchError as e:
-        print(f"run.py: {e}", file=sys.stderr)
-        return 1
-    finally:
-        bench.cleanup()
+    rc = cluster.run_guarded(bench, "run.py")
+    if rc is not None:
+        return rc
     report(bench.res, meta)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
     os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
