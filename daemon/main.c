@@ -188,6 +188,8 @@ static const char *boot_change(const struct tern_view *old, const struct tern_vi
 		return why;
 	if (old->conf->nworkers != new->conf->nworkers)
 		return "workers changed (needs a restart)";
+	if (old->conf->hot_entries != new->conf->hot_entries)
+		return "hot_answers changed (needs a restart)";
 	if (!http_conf_equal(old->conf->metrics, new->conf->metrics) ||
 	    !http_conf_equal(old->conf->health, new->conf->health) ||
 	    !http_conf_equal(old->conf->ready, new->conf->ready))
@@ -258,7 +260,7 @@ static int serve(const char *path)
 	if (sfd < 0 || !workers)
 		goto out;
 	for (unsigned i = 0; i < n; i++) {
-		int ret = worker_new(i, view, &tcp_limits, &workers[i]);
+		int ret = worker_new(i, view, &tcp_limits, view->conf->hot_entries, &workers[i]);
 		if (ret != 0) {
 			tern_err("worker %u, start failed (%s)", i, strerror(-ret));
 			goto out;

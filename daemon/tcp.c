@@ -238,6 +238,8 @@ static int conn_process(struct worker *w, struct tcp_conn *c)
 		.mm = &w->mm,
 		.stats = w->stats,
 		.io = w->io,
+		.hot = w->hot,
+		.epoch = w->epoch,
 	};
 	w->cur_ctx = &ctx;
 	w->cur_conn = c;

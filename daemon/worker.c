@@ -22,6 +22,7 @@
 #include "lib/core/parse.h"
 #include "lib/core/rcu.h"
 #include "lib/core/stats.h"
+#include "lib/engine/hot.h"
 #include "lib/engine/process.h"
 
 static uint64_t mono_ms(void)
@@ -104,6 +105,8 @@ static int udp_batch(struct worker *w, const struct ep_item *it)
 		.mm = &w->mm,
 		.stats = w->stats,
 		.io = w->io,
+		.hot = w->hot,
+		.epoch = w->epoch,
 	};
 	w->cur_ctx = &ctx;
 	unsigned out = 0;
@@ -165,6 +168,8 @@ static void *worker_main(void *arg)
 		tern_rcu_offline();
 		int n = epoll_wait(w->epfd, events, (int)TERN_ARRAY_LEN(events), 1000);
 		tern_rcu_online();
+		/* The epoch first: hot answers built this turn must not outlive what it saw. */
+		w->epoch = tern_rcu_epoch_read();
 		w->view = TERN_RCU_DEREF(tern_view_root);
 		w->now_ms = mono_ms();
 		if (w->view && w->view->generation != w->sockets_generation)
@@ -281,6 +286,7 @@ static void worker_free(struct worker *w)
 		close(w->epfd);
 	tcp_state_free(w->tcp_state);
 	tern_stats_row_free(w->stats);
+	tern_hot_free(w->hot);
 	free(w->arena_buf);
 	free(w->rx_buf);
 	free(w->tx_buf);
@@ -289,7 +295,7 @@ static void worker_free(struct worker *w)
 }
 
 int worker_new(unsigned id, const struct tern_view *view, const struct worker_tcp_limits *lim,
-               struct worker **out)
+               unsigned hot_entries, struct worker **out)
 {
 	struct worker *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -307,8 +313,10 @@ int worker_new(unsigned id, const struct tern_view *view, const struct worker_tc
 	w->tx_buf = calloc(WORKER_BATCH, WORKER_UDP_RX);
 	w->tcp_out = malloc(2 + 65535);
 	int ret = -ENOMEM;
+	if (hot_entries)
+		w->hot = tern_hot_new(hot_entries);
 	if (w->epfd < 0 || !w->stats || !w->tcp_state || !w->arena_buf || !w->rx_buf ||
-	    !w->tx_buf || !w->tcp_out)
+	    !w->tx_buf || !w->tcp_out || (hot_entries && !w->hot))
 		goto fail;
 	tern_arena_init(&w->arena, w->arena_buf, WORKER_ARENA, &w->mm);
 	udp_init_rx(w);

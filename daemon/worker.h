@@ -59,6 +59,8 @@ struct worker {
 	/* Per turn (valid between online and quiescent). */
 	const struct tern_view *view;
 	uint64_t now_ms;
+	uint64_t epoch;         /**< publish epoch read before view (lib/engine/hot.h) */
+	struct tern_hot *hot;   /**< this worker's hot answers; NULL: disabled */
 
 	struct tern_stats_row *stats;
 	struct tcp_state *tcp_state;
@@ -98,10 +100,11 @@ struct worker_tcp_limits {
  * Create a worker: epoll, its sockets on every active listen address of @p view.
  * Later views are followed by the worker itself: at the first turn that sees a new
  * view it opens sockets for newly active addresses and closes the others.
+ * @p hot_entries: size of the worker's hot answers (lib/engine/hot.h), 0: none.
  * @return 0 or a negative errno (bind failures are logged with the address).
  */
 int worker_new(unsigned id, const struct tern_view *view, const struct worker_tcp_limits *lim,
-               struct worker **out);
+               unsigned hot_entries, struct worker **out);
 int worker_start(struct worker *w);
 /** Ask to stop, join (if started), close and free. NULL is a no-op. */
 void worker_stop(struct worker *w);

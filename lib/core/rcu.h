@@ -4,11 +4,19 @@
  * report a quiescent state once per loop turn; writers (the loader, a plugin's
  * reload) publish with TERN_RCU_XCHG, wait with tern_rcu_synchronize() and free.
  *
+ * Every TERN_RCU_XCHG also advances the publish epoch (tern_rcu_epoch) after the new
+ * pointer is visible. Whatever a worker derives from published data and keeps across
+ * loop turns (the engine's hot answers, lib/engine/hot.h) records the epoch it read
+ * *before* reading the roots, and is used only while the epoch is unchanged: a worker
+ * that reads the new epoch also sees every pointer published before it.
+ *
  * Under ThreadSanitizer the publish/read macros become plain C11 atomics and the
  * quiescent/synchronize pair is annotated, because TSan sees neither liburcu's inline
  * asm nor QSBR's grace periods. Real use-after-free bugs stay visible.
  */
 #pragma once
+
+#include <stdint.h>
 
 #define URCU_INLINE_SMALL_FUNCTIONS
 #include <urcu/urcu-qsbr.h>
@@ -22,12 +30,28 @@
 #endif
 #endif
 
+/** Publishes so far (see above). Written by publishers, read by workers. */
+extern uint64_t tern_rcu_epoch;
+
+static inline uint64_t tern_rcu_epoch_read(void)
+{
+	return __atomic_load_n(&tern_rcu_epoch, __ATOMIC_ACQUIRE);
+}
+
+static inline void tern_rcu_epoch_advance(void)
+{
+	__atomic_fetch_add(&tern_rcu_epoch, 1, __ATOMIC_RELEASE);
+}
+
 #ifdef TERN_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
 extern char tern_rcu_tsan_token;
 #define TERN_RCU_DEREF(p)        __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
-#define TERN_RCU_XCHG(pp, v)     __atomic_exchange_n((pp), (v), __ATOMIC_ACQ_REL)
+#define TERN_RCU_XCHG(pp, v)     __extension__({ \
+	__typeof__(*(pp)) old_ = __atomic_exchange_n((pp), (v), __ATOMIC_ACQ_REL); \
+	tern_rcu_epoch_advance(); \
+	old_; })
 #define TERN_RCU_SET(pp, v)      __atomic_store_n((pp), (v), __ATOMIC_RELEASE)
 static inline void tern_rcu_quiescent(void)
 {
@@ -47,7 +71,10 @@ static inline void tern_rcu_offline(void)
 }
 #else
 #define TERN_RCU_DEREF(p)        rcu_dereference(p)
-#define TERN_RCU_XCHG(pp, v)     rcu_xchg_pointer((pp), (v))
+#define TERN_RCU_XCHG(pp, v)     __extension__({ \
+	__typeof__(*(pp)) old_ = rcu_xchg_pointer((pp), (v)); \
+	tern_rcu_epoch_advance(); \
+	old_; })
 #define TERN_RCU_SET(pp, v)      rcu_set_pointer((pp), (v))
 static inline void tern_rcu_quiescent(void) { urcu_qsbr_quiescent_state(); }
 static inline void tern_rcu_synchronize(void) { urcu_qsbr_synchronize_rcu(); }

@@ -655,6 +655,31 @@ static void render_worker_ctr(FILE *out, const struct snapshot *s, const char *n
 	}
 }
 
+struct worker_result {
+	enum tern_stats_event ev;
+	const char *result;
+};
+
+/* One counter family with a "result" label per event, one sample per worker and result. */
+static void render_worker_results(FILE *out, const struct snapshot *s, const char *name,
+                                  const char *help, const struct worker_result *r, size_t n)
+{
+	bool head = false;
+	for (size_t i = 0; i < s->nworkers; i++) {
+		for (size_t t = 0; t < n; t++) {
+			uint64_t v = s->workers[i].events[r[t].ev];
+			if (!v)
+				continue;
+			if (!head) {
+				family(out, name, "counter", help);
+				head = true;
+			}
+			fprintf(out, "%s{worker=\"%u\",result=\"%s\"} %" PRIu64 "\n", name,
+			        s->workers[i].id, r[t].result, v);
+		}
+	}
+}
+
 static void render_workers(FILE *out, const struct snapshot *s)
 {
 	render_worker_ctr(out, s, "tern_worker_queries_total",
@@ -668,33 +693,24 @@ static void render_workers(FILE *out, const struct snapshot *s)
 	render_worker_ctr(out, s, "tern_truncated_total",
 	                  "UDP answers sent truncated (TC), per worker.", "",
 	                  TERN_STATS_TRUNCATED);
-
-	static const struct {
-		enum tern_stats_event ev;
-		const char *result;
-	} tcp[] = {
+	static const struct worker_result tcp[] = {
 		{ TERN_STATS_TCP_ACCEPTED, "accepted" },
 		{ TERN_STATS_TCP_REFUSED, "refused" },
 		{ TERN_STATS_TCP_TIMEOUT, "timeout" },
 	};
-	bool head = false;
-	for (size_t i = 0; i < s->nworkers; i++) {
-		for (size_t t = 0; t < TERN_ARRAY_LEN(tcp); t++) {
-			uint64_t v = s->workers[i].events[tcp[t].ev];
-			if (!v)
-				continue;
-			if (!head) {
-				family(out, "tern_tcp_connections_total", "counter",
-				       "TCP connections accepted, refused over a limit, "
-				       "or closed on timeout.");
-				head = true;
-			}
-			fprintf(out, "tern_tcp_connections_total{worker=\"%u\",result=\"%s\"} %"
-			        PRIu64 "\n", s->workers[i].id, tcp[t].result, v);
-		}
-	}
+	render_worker_results(out, s, "tern_tcp_connections_total",
+	                      "TCP connections accepted, refused over a limit, or closed on "
+	                      "timeout.", tcp, TERN_ARRAY_LEN(tcp));
+	static const struct worker_result hot[] = {
+		{ TERN_STATS_HOT_HIT, "hit" },
+		{ TERN_STATS_HOT_STORE, "stored" },
+	};
+	render_worker_results(out, s, "tern_hot_answers_total",
+	                      "Answers replayed from the worker's hot answers without running "
+	                      "the plugin chain (hit), and answers stored there.",
+	                      hot, TERN_ARRAY_LEN(hot));
 
-	head = false;
+	bool head = false;
 	for (size_t i = 0; i < s->nworkers; i++) {
 		if (!s->workers[i].live)
 			continue;

@@ -29,6 +29,8 @@ enum tern_stats_event {
 	TERN_STATS_TCP_ACCEPTED,   /**< TCP connections accepted */
 	TERN_STATS_TCP_REFUSED,    /**< TCP connections closed at once: over a cap */
 	TERN_STATS_TCP_TIMEOUT,    /**< TCP connections closed idle or slow */
+	TERN_STATS_HOT_HIT,        /**< answers replayed from the hot answers (lib/engine/hot.h) */
+	TERN_STATS_HOT_STORE,      /**< answers stored in the hot answers */
 	TERN_STATS_EVENT_COUNT,
 };
 

@@ -15,6 +15,7 @@
  * Thread: loader.
  */
 #include "lib/engine/conf.h"
+#include "lib/engine/hot.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -91,6 +92,7 @@ static const cyaml_schema_value_t server_entry = {
 static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_STRING_PTR("workers", CYAML_FLAG_OPTIONAL,
 	                       struct tern_conf, workers, 0, CYAML_UNLIMITED),
+	CYAML_FIELD_UINT_PTR("hot_answers", CYAML_FLAG_OPTIONAL, struct tern_conf, hot_answers),
 	CYAML_FIELD_MAPPING_PTR("metrics", CYAML_FLAG_OPTIONAL, struct tern_conf, metrics, http_fields),
 	CYAML_FIELD_MAPPING_PTR("health", CYAML_FLAG_OPTIONAL, struct tern_conf, health, http_fields),
 	CYAML_FIELD_MAPPING_PTR("ready", CYAML_FLAG_OPTIONAL, struct tern_conf, ready, http_fields),
@@ -520,6 +522,10 @@ static void check_workers(struct tern_conf *conf, struct tern_diag *d)
 		tern_diag_error(d, "workers", "must be \"auto\" or 1..%u, got \"%s\"",
 		                CONF_MAX_WORKERS, conf->workers);
 	conf->nworkers = (unsigned)n;
+	if (conf->hot_answers != NULL && *conf->hot_answers > TERN_HOT_MAX_ENTRIES)
+		tern_diag_error(d, "hot_answers", "must be 0..%u, got %u", TERN_HOT_MAX_ENTRIES,
+		                *conf->hot_answers);
+	conf->hot_entries = conf->hot_answers ? *conf->hot_answers : TERN_HOT_DEFAULT_ENTRIES;
 }
 
 /*

@@ -49,6 +49,7 @@ struct tern_server_conf {
 
 struct tern_conf {
 	char *workers;                   /**< "auto" or a number; NULL = auto */
+	unsigned *hot_answers;           /**< answers kept per worker (lib/engine/hot.h); 0: off */
 	struct tern_http_conf *metrics;
 	struct tern_http_conf *health;
 	struct tern_http_conf *ready;
@@ -56,6 +57,7 @@ struct tern_conf {
 	unsigned servers_count;
 	/* Filled by tern_conf_load: */
 	unsigned nworkers;               /**< resolved worker count (auto = CPUs) */
+	unsigned hot_entries;            /**< hot_answers or its default */
 	char *path;                      /**< file it came from, owned; NULL for strings */
 	char *dir;                       /**< directory relative plugin paths resolve under */
 };

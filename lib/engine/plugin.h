@@ -54,8 +54,31 @@ struct tern_plugin_inst {
 	void *data;               /**< plugin-owned instance state */
 };
 
+/*
+ * Hot answers (lib/engine/hot.h): the engine keeps finished answers per worker and
+ * replays them for the same question without running the chain, while the published
+ * data is unchanged. Only answers whose whole chain allows it are kept:
+ */
+enum tern_plugin_hot {
+	/**
+	 * The plugin's hooks may be skipped for a replayed NOERROR/NXDOMAIN answer: they
+	 * have no per-query effect besides the answer, or they hand the counters they
+	 * bump to the engine (tern_hot_count in lib/engine/hot.h). Plugins without it
+	 * (log) make every answer that passes them run the chain.
+	 */
+	TERN_HOT_SKIP = 1u << 0,
+	/**
+	 * The plugin's TERN_DONE answers depend only on the question (name, type, DO, CD,
+	 * listen address) and on data it publishes with TERN_RCU_XCHG, and carry fixed
+	 * TTLs, so they stay right until the next publish. Other plugins may allow the
+	 * replay of one answer with limits through req->hot (the cache does).
+	 */
+	TERN_HOT_PURE = 1u << 1,
+};
+
 struct tern_plugin {
 	const char *name; /**< YAML key, log subject, value of the metrics "plugin" label */
+	unsigned hot;     /**< enum tern_plugin_hot flags */
 
 	/**
 	 * Validate @p conf (fill defaults, check ranges, report every problem through

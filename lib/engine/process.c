@@ -13,6 +13,7 @@
 #include "lib/core/attr.h"
 #include "lib/core/stats.h"
 #include "lib/dns/answer.h"
+#include "lib/engine/hot.h"
 
 /* Extended RCODE BADVERS (RFC 6891): 16 = header 0 + OPT ext-rcode 1. */
 #define RCODE_BADVERS 16
@@ -198,8 +199,28 @@ size_t answer_raw_done(struct tern_req *req, uint8_t *out, uint16_t cap)
 	return req->answer->size;
 }
 
-/* Everything after routing: chain, truncation, OPT, answer hooks. 0 = drop. */
-static size_t answer_query(struct tern_req *req, uint8_t *out, uint16_t cap)
+/*
+ * Whether the answer the chain just made may be kept as a hot answer: every plugin
+ * that ran lets the replay skip it, and the one that answered vouches for the answer
+ * (TERN_HOT_PURE) or allowed it with limits (req->hot).
+ */
+static bool chain_allows_hot(const struct tern_req *req, size_t ran)
+{
+	const struct tern_server *srv = req->server;
+	if (req->hot.deny || ran == 0)
+		return false;
+	for (size_t i = 0; i < ran; i++) {
+		if (!(srv->chain[i].plugin->hot & TERN_HOT_SKIP))
+			return false;
+	}
+	return req->hot.allow || (srv->chain[ran - 1].plugin->hot & TERN_HOT_PURE);
+}
+
+/*
+ * Everything after routing: chain, truncation, OPT, answer hooks. 0 = drop.
+ * *hot_ok: the answer may be kept as a hot answer (lib/engine/hot.h).
+ */
+static size_t answer_query(struct tern_req *req, uint8_t *out, uint16_t cap, bool *hot_ok)
 {
 	size_t ran = 0;
 	enum tern_verdict v = run_chain(req, &ran);
@@ -231,6 +252,7 @@ static size_t answer_query(struct tern_req *req, uint8_t *out, uint16_t cap)
 		return 0;
 hooks:
 	run_answer_hooks(req, ran);
+	*hot_ok = v == TERN_DONE && !req->truncated && chain_allows_hot(req, ran);
 	return req->answer->size;
 }
 
@@ -271,11 +293,36 @@ static bool is_supported_qtype(uint16_t qtype, uint16_t *rcode)
 	}
 }
 
+/* Count a replayed hot answer as the chain's answer would have been counted. */
+static TERN_NOINLINE void count_hot_hit(const struct tern_query_ctx *ctx,
+                                        const struct tern_hot_key *key,
+                                        const struct tern_hot_hit *hit, size_t in_len,
+                                        uint64_t t0)
+{
+	tern_stats_request(ctx->stats, hit->stats_slot, ctx->proto, family_of(ctx->src),
+	                   key->qtype, key->flags & TERN_HOT_KEY_DO, in_len);
+	tern_stats_response(ctx->stats, hit->stats_slot, ctx->proto, hit->rcode, hit->plugin_id,
+	                    hit->len, mono_ns() - t0);
+	tern_stats_event(ctx->stats, TERN_STATS_HOT_HIT);
+}
+
 size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len,
                     uint8_t *out, size_t out_cap)
 {
 	struct tern_stats_row *stats = ctx->stats;
 	uint64_t t0 = stats ? mono_ns() : 0;
+	struct tern_hot_key hkey;
+	hkey.name_len = 0;
+	if (ctx->hot && likely(!ctx->resume && !ctx->refresh)) {
+		struct tern_hot_hit hit = tern_hot_serve(ctx->hot, ctx->epoch, ctx->listen_index,
+		                                         ctx->proto == TERN_PROTO_TCP, ctx->now_ms,
+		                                         in, in_len, out, out_cap, &hkey);
+		if (hit.len) {
+			if (stats)
+				count_hot_hit(ctx, &hkey, &hit, in_len, t0);
+			return hit.len;
+		}
+	}
 	tern_arena_reset(ctx->arena);
 	if (in_len < KNOT_WIRE_HEADER_SIZE || knot_wire_get_qr(in) || in_len > UINT16_MAX) {
 		/* Too short to answer, or a response: never reply (loops, reflection). */
@@ -362,7 +409,8 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 		len = 0;
 		goto count;
 	}
-	len = answer_query(&req, out, cap);
+	bool hot_ok = false;
+	len = answer_query(&req, out, cap, &hot_ok);
 	if (unlikely(len == PARKED)) {
 		/* Waiting on io: neither answered nor dropped yet. */
 		if (ctx->parked)
@@ -371,6 +419,13 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 	}
 	if (len && req.truncated && stats)
 		tern_stats_event(stats, TERN_STATS_TRUNCATED);
+	if (hot_ok && hkey.name_len && len) {
+		uint8_t rc = knot_wire_get_rcode(out);
+		if ((rc == KNOT_RCODE_NOERROR || rc == KNOT_RCODE_NXDOMAIN) &&
+		    tern_hot_store(ctx->hot, &hkey, &req, out, len, slot,
+		                   req.answered ? req.plugin_id : TERN_STATS_NO_PLUGIN) && stats)
+			tern_stats_event(stats, TERN_STATS_HOT_STORE);
+	}
 
 count:
 	if (stats && len) {

@@ -44,6 +44,12 @@ struct tern_query_ctx {
 	struct tern_arena *arena;          /**< reset by tern_process() */
 	knot_mm_t *mm;                     /**< over @c arena */
 	struct tern_stats_row *stats;      /**< NULL: do not count */
+	/**
+	 * The worker's hot answers (lib/engine/hot.h), NULL: none. @c epoch is
+	 * tern_rcu_epoch_read() from before @c view (and any other root) was read.
+	 */
+	struct tern_hot *hot;
+	uint64_t epoch;
 
 	/* Asynchronous work (lib/engine/io.h); all zero for a plain query. */
 	struct tern_io *io;                /**< the worker's services, copied into req->io */

@@ -22,6 +22,27 @@ enum tern_proto {
 	TERN_PROTO_TCP = 1,
 };
 
+/** How many plugin counters one hot answer may bump (lib/engine/hot.h). */
+#define TERN_HOT_MAX_COUNTERS 4
+
+/**
+ * What plugins tell the engine about replaying this answer from the worker's hot
+ * answers (lib/engine/hot.h; enum tern_plugin_hot in plugin.h).
+ */
+struct tern_hot_hint {
+	bool allow;                 /**< the answering plugin allows replay (with the limits below) */
+	bool deny;                  /**< a plugin forbids replaying this answer */
+	uint64_t until_ms;          /**< replay only before this (CLOCK_MONOTONIC ms); 0: no limit */
+	/* TTLs counted down on replay, as ttl - (now - ttl_base_ms) / 1000 floored at 0. */
+	uint64_t ttl_base_ms;
+	const uint32_t *ttls;
+	const uint16_t *ttl_offs;   /**< offsets of the TTL fields in the answer message */
+	uint16_t nttl;
+	/* Counters the skipped hooks would have bumped (+1 each per replay). */
+	uint8_t ncounters;
+	_Atomic uint64_t *counters[TERN_HOT_MAX_COUNTERS];
+};
+
 struct tern_req {
 	/* The query (read-only for plugins). */
 	knot_pkt_t *query;                 /**< parsed query, in the arena */
@@ -60,6 +81,7 @@ struct tern_req {
 	 * truncates if needed and adds the OPT record.
 	 */
 	uint16_t raw_len;
+	struct tern_hot_hint hot;          /**< replay rules for this answer (lib/engine/hot.h) */
 };
 
 /** The lowercased question name as a NUL-terminated presentation string, for logs. */

@@ -24,6 +24,7 @@
 #include "lib/dns/answer.h"
 #include "lib/dns/name.h"
 #include "lib/engine/diag.h"
+#include "lib/engine/hot.h"
 #include "lib/engine/io.h"
 #include "lib/engine/plugin.h"
 #include "lib/engine/process.h"
@@ -426,12 +427,45 @@ static void cache_deinit(struct tern_plugin_inst *pi)
 
 /* ---- data plane ------------------------------------------------------------------ */
 
-static void count(const struct cache *c, const struct tern_req *req, enum cache_ctr ctr)
+static _Atomic uint64_t *counter(const struct cache *c, const struct tern_req *req,
+                                 enum cache_ctr ctr)
 {
 	unsigned w = req->worker_id < CACHE_MAX_WORKERS ? req->worker_id : CACHE_MAX_WORKERS - 1;
-	_Atomic uint64_t *v = &c->rows[w].v[ctr];
+	return &c->rows[w].v[ctr];
+}
+
+static void count(const struct cache *c, const struct tern_req *req, enum cache_ctr ctr)
+{
+	_Atomic uint64_t *v = counter(c, req, ctr);
 	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + 1,
 	                      memory_order_relaxed);
+}
+
+/* Count @p ctr now, and on every replay of this answer from the hot answers. */
+static void count_query(const struct cache *c, struct tern_req *req, enum cache_ctr ctr)
+{
+	count(c, req, ctr);
+	tern_hot_count(req, counter(c, req, ctr));
+}
+
+/*
+ * A fresh hit may be replayed from the worker's hot answers (lib/engine/hot.h) with
+ * the same TTL countdown, until the entry expires, or until the prefetch window opens:
+ * hits in that window run here, to count popularity and start the refresh.
+ */
+static void allow_hot(struct tern_req *req, const struct cache *c, const struct cache_entry *e)
+{
+	struct tern_hot_hint *h = &req->hot;
+	h->allow = true;
+	h->until_ms = e->expire_ms;
+	if (c->prefetch && e->cls != CACHE_CLASS_SERVFAIL)
+		h->until_ms -= e->ttl_ms * c->pf_percent / 100u;
+	if (!c->keepttl) {
+		h->ttl_base_ms = e->stored_ms;
+		h->ttls = e->ttls;
+		h->ttl_offs = e->offs;
+		h->nttl = e->nrr;
+	}
 }
 
 static void key_of(const struct tern_req *req, struct cache_key *k)
@@ -531,14 +565,16 @@ static enum tern_verdict cache_query(struct tern_req *req, const struct tern_plu
 	const struct cache *c = pi->data;
 	if (req->refresh || never_stored(c, req->qname))
 		return TERN_NEXT;   /* a background refresh must reach the upstream */
-	count(c, req, CTR_REQUESTS);
+	count_query(c, req, CTR_REQUESTS);
 	struct cache_key k;
 	key_of(req, &k);
 	struct cache_entry *e = cache_table_find(&c->table, &k);
 	uint64_t now = req->now_ms;
 	if (e != NULL && now < e->expire_ms) {
 		serve(req, pi, c, e, false);
-		count(c, req, e->cls == CACHE_CLASS_SUCCESS ? CTR_HITS_SUCCESS : CTR_HITS_DENIAL);
+		count_query(c, req, e->cls == CACHE_CLASS_SUCCESS ? CTR_HITS_SUCCESS :
+		                                                     CTR_HITS_DENIAL);
+		allow_hot(req, c, e);
 		if (c->prefetch && e->cls != CACHE_CLASS_SERVFAIL)
 			maybe_prefetch(req, c, e);
 		return TERN_DONE;
@@ -546,13 +582,14 @@ static enum tern_verdict cache_query(struct tern_req *req, const struct tern_plu
 	if (e != NULL && !c->stale_verify && e->cls != CACHE_CLASS_SERVFAIL &&
 	    now < e->expire_ms + c->stale_ms) {
 		/* RFC 8767 immediate: answer stale, refresh in the background. */
+		req->hot.deny = true;
 		serve(req, pi, c, e, true);
 		count(c, req, e->cls == CACHE_CLASS_SUCCESS ? CTR_HITS_SUCCESS : CTR_HITS_DENIAL);
 		count(c, req, CTR_STALE);
 		refresh(req, e, now + c->recheck_ms);
 		return TERN_DONE;
 	}
-	count(c, req, CTR_MISSES);
+	count_query(c, req, CTR_MISSES);
 	return TERN_NEXT;
 }
 
@@ -601,6 +638,7 @@ static void cache_answer(struct tern_req *req, const struct tern_plugin_inst *pi
 		if (old != NULL && keeps(c, old, cls, now)) {
 			if (c->stale_verify && !req->refresh && now >= old->expire_ms) {
 				/* RFC 8767 verify: the upstream failed, answer stale. */
+				req->hot.deny = true;
 				serve(req, pi, c, old, true);
 				tern_process_finish_raw(req);
 				count(c, req, CTR_STALE);
@@ -629,6 +667,8 @@ static void cache_answer(struct tern_req *req, const struct tern_plugin_inst *pi
 		cache_entry_free(e);   /* TTL 0 with min_ttl 0: nothing to keep */
 		return;
 	}
+	/* The next query is a cache hit, with TTLs counting down: replay that one. */
+	req->hot.deny = true;
 	if (cache_table_insert((struct cache_table *)&c->table, e, now, c->stale_ms))
 		count(c, req, kind == CACHE_SUCCESS ? CTR_EVICT_SUCCESS : CTR_EVICT_DENIAL);
 }
@@ -736,6 +776,7 @@ static void cache_metrics(FILE *out, const struct tern_view *view, unsigned plug
 }
 
 TERN_PLUGIN_DEFINE(cache,
+	.hot = TERN_HOT_SKIP,
 	.init = cache_init,
 	.deinit = cache_deinit,
 	.metrics = cache_metrics,

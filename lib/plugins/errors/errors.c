@@ -59,4 +59,5 @@ static void errors_answer(struct tern_req *req, const struct tern_plugin_inst *p
 }
 
 TERN_PLUGIN_DEFINE(errors,
+	.hot = TERN_HOT_SKIP,
 	.answer = errors_answer);

@@ -486,6 +486,7 @@ static enum tern_verdict file_query(struct tern_req *req, const struct tern_plug
 }
 
 TERN_PLUGIN_DEFINE(file,
+	.hot = TERN_HOT_SKIP | TERN_HOT_PURE,
 	.init = file_init,
 	.deinit = file_deinit,
 	.maintain = file_maintain,

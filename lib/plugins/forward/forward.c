@@ -1150,6 +1150,7 @@ static void forward_metrics(FILE *out, const struct tern_view *view, unsigned pl
 }
 
 TERN_PLUGIN_DEFINE(forward,
+	.hot = TERN_HOT_SKIP,
 	.init = forward_init,
 	.deinit = forward_deinit,
 	.metrics = forward_metrics,

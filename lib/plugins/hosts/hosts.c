@@ -635,6 +635,7 @@ static enum tern_verdict hosts_query(struct tern_req *req, const struct tern_plu
 }
 
 TERN_PLUGIN_DEFINE(hosts,
+	.hot = TERN_HOT_SKIP | TERN_HOT_PURE,
 	.init = hosts_init,
 	.deinit = hosts_deinit,
 	.maintain = hosts_maintain,

@@ -450,6 +450,7 @@ static enum tern_verdict k8s_query(struct tern_req *req, const struct tern_plugi
 }
 
 TERN_PLUGIN_DEFINE(kubernetes,
+	.hot = TERN_HOT_SKIP | TERN_HOT_PURE,
 	.init = k8s_init,
 	.deinit = k8s_deinit,
 	.ready = k8s_ready,

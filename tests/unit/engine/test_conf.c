@@ -186,13 +186,20 @@ Test(conf, missing_file_is_reported)
 	cr_assert_str_eq(diag.msgs[0], "/nonexistent/tern.yaml: cannot open (No such file or directory)");
 }
 
+Test(conf, hot_answers_is_checked)
+{
+	EXPECT_ERRORS("hot_answers: 99999999\n"
+	              "servers: [{zones: [a.], listen: [\"127.0.0.1\"], plugins: {log: {}}}]\n",
+	              "t.yaml:1:14: hot_answers: must be 0..4194304, got 99999999");
+}
+
 Test(conf, unknown_top_level_key_is_rejected)
 {
 	EXPECT_ERRORS("workers: 2\n"
 	              "wrokers: 3\n"
 	              "servers: [{zones: [a.], listen: [\"127.0.0.1\"], plugins: {log: {}}}]\n",
-	              "t.yaml:2:1: wrokers: unknown key (expected one of: workers, metrics, "
-	              "health, ready, servers)");
+	              "t.yaml:2:1: wrokers: unknown key (expected one of: workers, hot_answers, "
+	              "metrics, health, ready, servers)");
 }
 
 Test(conf, unknown_plugin_name_is_rejected)
@@ -413,8 +420,8 @@ Test(conf, multiple_structural_errors_are_reported_together)
 	              "    listen: \"127.0.0.1\"\n"
 	              "    plugins: {log: {}, cachez: {}}\n"
 	              "    extra: 1\n",
-	              "t.yaml:1:1: wokers: unknown key (expected one of: workers, metrics, health, "
-	              "ready, servers)",
+	              "t.yaml:1:1: wokers: unknown key (expected one of: workers, hot_answers, "
+	              "metrics, health, ready, servers)",
 	              "t.yaml:4:13: servers[0].listen: expected a sequence, got \"127.0.0.1\"",
 	              "t.yaml:5:24: servers[0].plugins.cachez: unknown plugin (expected one of: "
 	              "{plugins})",

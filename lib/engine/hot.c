@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The per-worker hot answers (hot.h): the plain-query parser that keys them, the
+ * ring and index that keep them, and the replay that patches a kept answer for the
+ * query at hand. Worker thread; no allocation after tern_hot_new().
+ */
+#include "lib/engine/hot.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/engine/process.h"
+
+#define HOT_WAYS        4
+#define HOT_ENTRY_BYTES 192        /* ring bytes per requested entry */
+#define HOT_MAX_BODY    4096       /* larger answers are not kept */
+#define HOT_OPT_LEN     11         /* our OPT record: root, type, class, TTL, RDLEN 0 */
+
+/* One index slot: where an answer starts in the ring (absolute byte position + 1). */
+struct hot_slot {
+	uint32_t tag;              /* high bits of the hash */
+	uint32_t len;              /* entry bytes in the ring */
+	uint64_t pos;              /* 0: empty */
+};
+
+/* A kept answer in the ring, followed by its name, body and TTL table. */
+struct hot_entry {
+	uint64_t epoch;
+	uint64_t until_ms;         /* UINT64_MAX: until the epoch changes */
+	uint64_t ttl_base_ms;
+	_Atomic uint64_t *counters[TERN_HOT_MAX_COUNTERS];
+	int32_t stats_slot;
+	uint16_t qtype;
+	uint16_t name_len;
+	uint16_t body_len;
+	uint16_t ancount, nscount, arcount;   /* arcount without OPT */
+	uint16_t nttl;
+	uint8_t listen;
+	uint8_t flags;
+	uint8_t hdr2, hdr3;        /* header bytes 2 and 3 of the answer */
+	uint8_t plugin_id;
+	uint8_t ncounters;
+	uint8_t data[];            /* name, body, then nttl x (u16 offset, u32 ttl) */
+};
+
+struct tern_hot {
+	uint8_t *ring;
+	uint64_t ring_size;
+	uint64_t head;             /* absolute write position */
+	struct hot_slot *slots;    /* nsets x HOT_WAYS */
+	uint64_t set_mask;
+};
+
+struct tern_hot *tern_hot_new(unsigned entries)
+{
+	if (entries == 0 || entries > TERN_HOT_MAX_ENTRIES)
+		return NULL;
+	struct tern_hot *hot = calloc(1, sizeof(*hot));
+	if (!hot)
+		return NULL;
+	uint64_t sets = 1;
+	while (sets * HOT_WAYS < 2ull * entries)
+		sets <<= 1;
+	hot->set_mask = sets - 1;
+	hot->ring_size = (uint64_t)entries * HOT_ENTRY_BYTES;
+	if (hot->ring_size < 4 * (sizeof(struct hot_entry) + KNOT_DNAME_MAXLEN + HOT_MAX_BODY))
+		hot->ring_size = 4 * (sizeof(struct hot_entry) + KNOT_DNAME_MAXLEN + HOT_MAX_BODY);
+	hot->ring = malloc(hot->ring_size);
+	hot->slots = calloc(sets * HOT_WAYS, sizeof(*hot->slots));
+	if (!hot->ring || !hot->slots) {
+		tern_hot_free(hot);
+		return NULL;
+	}
+	return hot;
+}
+
+void tern_hot_free(struct tern_hot *hot)
+{
+	if (!hot)
+		return;
+	free(hot->ring);
+	free(hot->slots);
+	free(hot);
+}
+
+/* ---- the plain-query parser --------------------------------------------------- */
+
+static inline uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/*
+ * Lowercase A-Z in 8 bytes at once (label length bytes are < 64: never letters).
+ * Bytes >= 0x80 are left alone, as knot_dname_to_lower does.
+ */
+static inline uint64_t lower8(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t seven = x & ~high;
+	uint64_t ge_a = seven + (0x80 - 'A') * ones;     /* high bit: byte >= 'A' */
+	uint64_t gt_z = seven + (0x7f - 'Z') * ones;     /* high bit: byte > 'Z' */
+	uint64_t upper = ge_a & ~gt_z & ~x & high;
+	return x | (upper >> 2);
+}
+
+static inline uint64_t mix(uint64_t h, uint64_t v)
+{
+	h = (h ^ v) * 0x9e3779b97f4a7c15ull;
+	return h ^ (h >> 29);
+}
+
+/* The OPT record's options must be well-formed, as libknot checks them. */
+static bool opt_options_ok(const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		if (len < 4)
+			return false;
+		size_t olen = knot_wire_read_u16(p + 2);
+		if (olen > len - 4)
+			return false;
+		p += 4 + olen;
+		len -= 4 + olen;
+	}
+	return true;
+}
+
+/* Fill @p key from a plain query, or leave key->name_len 0. */
+static void parse_plain(const uint8_t *in, size_t in_len, bool tcp, struct tern_hot_key *key)
+{
+	key->name_len = 0;
+	if (in_len < KNOT_WIRE_HEADER_SIZE + 5 || (in[2] & 0xf8) != 0 || (in[3] & 0x40) ||
+	    knot_wire_get_qdcount(in) != 1 || knot_wire_get_ancount(in) != 0 ||
+	    knot_wire_get_nscount(in) != 0 || knot_wire_get_arcount(in) > 1)
+		return;   /* QR, opcode or Z set, or not one bare question */
+	size_t pos = KNOT_WIRE_HEADER_SIZE;
+	while (in[pos] != 0) {
+		if (in[pos] > KNOT_DNAME_MAXLABELLEN)
+			return;   /* compression or extended labels: not in a question */
+		pos += in[pos] + 1u;
+		if (pos >= in_len || pos - KNOT_WIRE_HEADER_SIZE >= KNOT_DNAME_MAXLEN)
+			return;
+	}
+	size_t name_len = pos + 1 - KNOT_WIRE_HEADER_SIZE;
+	size_t end = pos + 5;
+	if (end > in_len || knot_wire_read_u16(in + pos + 3) != KNOT_CLASS_IN)
+		return;
+	uint16_t limit = tcp ? UINT16_MAX : TERN_UDP_MIN_PAYLOAD;
+	bool edns = knot_wire_get_arcount(in) == 1, dnssec_ok = false;
+	if (edns) {
+		const uint8_t *o = in + end;
+		if (end + HOT_OPT_LEN > in_len || o[0] != 0 ||
+		    knot_wire_read_u16(o + 1) != KNOT_RRTYPE_OPT || o[6] != 0)
+			return;   /* not an OPT of version 0 (the chain answers BADVERS) */
+		size_t rdlen = knot_wire_read_u16(o + 9);
+		if (end + HOT_OPT_LEN + rdlen != in_len || !opt_options_ok(o + HOT_OPT_LEN, rdlen))
+			return;
+		dnssec_ok = o[7] & 0x80;
+		if (!tcp) {
+			uint16_t want = knot_wire_read_u16(o + 3);
+			limit = want < TERN_UDP_MIN_PAYLOAD ? TERN_UDP_MIN_PAYLOAD :
+			        want > TERN_UDP_MAX_PAYLOAD ? TERN_UDP_MAX_PAYLOAD : want;
+		}
+	} else if (end != in_len) {
+		return;   /* trailing bytes: FORMERR from the chain */
+	}
+
+	/* Lowercase and hash 8 bytes at a time over a zero-padded copy. */
+	size_t words = (name_len + 7) / 8;
+	memset(key->name + (words - 1) * 8, 0, 8);
+	memcpy(key->name, in + KNOT_WIRE_HEADER_SIZE, name_len);
+	uint64_t h = 0x243f6a8885a308d3ull;
+	for (size_t i = 0; i < words; i++) {
+		uint64_t w = lower8(load64(key->name + i * 8));
+		memcpy(key->name + i * 8, &w, sizeof(w));
+		h = mix(h, w);
+	}
+	key->qtype = knot_wire_read_u16(in + pos + 1);
+	key->flags = (dnssec_ok ? TERN_HOT_KEY_DO : 0) | (knot_wire_get_cd(in) ? TERN_HOT_KEY_CD : 0);
+	key->hash = mix(h, (uint64_t)key->qtype << 16 | (uint64_t)key->flags << 8 | key->listen);
+	key->edns = edns;
+	key->limit = limit;
+	key->qsec_len = (uint16_t)(name_len + 4);
+	key->name_len = (uint16_t)name_len;
+}
+
+/* ---- the table ------------------------------------------------------------------ */
+
+static inline struct hot_slot *set_of(struct tern_hot *hot, uint64_t hash)
+{
+	return &hot->slots[(hash & hot->set_mask) * HOT_WAYS];
+}
+
+static inline uint32_t tag_of(uint64_t hash)
+{
+	return (uint32_t)(hash >> 32);
+}
+
+/* The entry of @p s when it is still whole in the ring (not overwritten since). */
+static inline struct hot_entry *slot_entry(const struct tern_hot *hot, const struct hot_slot *s)
+{
+	uint64_t start = s->pos - 1;
+	if (s->pos == 0 || hot->head - start > hot->ring_size)
+		return NULL;
+	return (struct hot_entry *)(hot->ring + start % hot->ring_size);
+}
+
+static inline bool entry_matches(const struct hot_entry *e, const struct tern_hot_key *key)
+{
+	return e->qtype == key->qtype && e->name_len == key->name_len &&
+	       e->listen == key->listen && e->flags == key->flags &&
+	       memcmp(e->data, key->name, key->name_len) == 0;
+}
+
+static struct hot_entry *lookup(struct tern_hot *hot, const struct tern_hot_key *key,
+                                struct hot_slot **slot)
+{
+	struct hot_slot *set = set_of(hot, key->hash);
+	uint32_t tag = tag_of(key->hash);
+	for (unsigned i = 0; i < HOT_WAYS; i++) {
+		if (set[i].tag != tag)
+			continue;
+		struct hot_entry *e = slot_entry(hot, &set[i]);
+		if (e && entry_matches(e, key)) {
+			*slot = &set[i];
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* ---- replay --------------------------------------------------------------------- */
+
+static void put_opt(uint8_t *o, bool dnssec_ok)
+{
+	o[0] = 0;
+	knot_wire_write_u16(o + 1, KNOT_RRTYPE_OPT);
+	knot_wire_write_u16(o + 3, TERN_UDP_MAX_PAYLOAD);
+	o[5] = 0;
+	o[6] = 0;
+	o[7] = dnssec_ok ? 0x80 : 0;
+	o[8] = 0;
+	knot_wire_write_u16(o + 9, 0);
+}
+
+struct tern_hot_hit tern_hot_serve(struct tern_hot *hot, uint64_t epoch, unsigned listen_index,
+                                   bool tcp, uint64_t now_ms, const uint8_t *in,
+                                   size_t in_len, uint8_t *out, size_t out_cap,
+                                   struct tern_hot_key *key)
+{
+	struct tern_hot_hit hit = { .len = 0 };
+	key->epoch = epoch;
+	key->listen = (uint8_t)listen_index;
+	parse_plain(in, in_len, tcp, key);
+	if (key->name_len == 0)
+		return hit;
+	struct hot_slot *slot;
+	struct hot_entry *e = lookup(hot, key, &slot);
+	if (!e)
+		return hit;
+	if (e->epoch != key->epoch || now_ms >= e->until_ms) {
+		slot->pos = 0;   /* retired: data published since, or expired */
+		return hit;
+	}
+	size_t opt = key->edns ? HOT_OPT_LEN : 0;
+	size_t len = KNOT_WIRE_HEADER_SIZE + key->qsec_len + e->body_len + opt;
+	if (len > key->limit || len > out_cap)
+		return hit;   /* the chain truncates it */
+
+	memcpy(out, in, 2);                                   /* ID */
+	out[2] = (uint8_t)((e->hdr2 & ~0x01) | (in[2] & 0x01));  /* RD from the query */
+	out[3] = (uint8_t)((e->hdr3 & ~0x10) | (in[3] & 0x10));  /* CD from the query */
+	knot_wire_set_qdcount(out, 1);
+	knot_wire_set_ancount(out, e->ancount);
+	knot_wire_set_nscount(out, e->nscount);
+	knot_wire_set_arcount(out, (uint16_t)(e->arcount + (opt ? 1 : 0)));
+	memcpy(out + KNOT_WIRE_HEADER_SIZE, in + KNOT_WIRE_HEADER_SIZE, key->qsec_len);
+	uint8_t *body = out + KNOT_WIRE_HEADER_SIZE + key->qsec_len;
+	memcpy(body, e->data + e->name_len, e->body_len);
+	if (e->nttl) {
+		const uint8_t *t = e->data + e->name_len + e->body_len;
+		uint32_t age = (uint32_t)((now_ms - e->ttl_base_ms) / 1000u);
+		for (uint16_t i = 0; i < e->nttl; i++, t += 6) {
+			uint32_t ttl = knot_wire_read_u32(t + 2);
+			knot_wire_write_u32(out + knot_wire_read_u16(t), ttl > age ? ttl - age : 0);
+		}
+	}
+	if (opt)
+		put_opt(body + e->body_len, key->flags & TERN_HOT_KEY_DO);
+	for (uint8_t i = 0; i < e->ncounters; i++) {
+		_Atomic uint64_t *c = e->counters[i];
+		__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+	}
+	hit.len = len;
+	hit.stats_slot = e->stats_slot;
+	hit.plugin_id = e->plugin_id;
+	hit.rcode = e->hdr3 & 0x0f;
+	return hit;
+}
+
+/* ---- store ---------------------------------------------------------------------- */
+
+/* Room for @p size bytes at the head (wrapping to the ring start when needed). */
+static uint8_t *ring_reserve(struct tern_hot *hot, size_t size, uint64_t *pos)
+{
+	uint64_t off = hot->head % hot->ring_size;
+	if (off + size > hot->ring_size) {
+		hot->head += hot->ring_size - off;
+		off = 0;
+	}
+	*pos = hot->head;
+	hot->head += (size + 7) & ~(size_t)7;
+	return hot->ring + off;
+}
+
+bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
+                    const struct tern_req *req, const uint8_t *ans, size_t len,
+                    int stats_slot, unsigned plugin_id)
+{
+	const struct tern_hot_hint *hint = &req->hot;
+	size_t opt = key->edns ? HOT_OPT_LEN : 0;
+	size_t head = KNOT_WIRE_HEADER_SIZE + key->qsec_len;
+	uint16_t arcount = knot_wire_get_arcount(ans);
+	if (key->name_len == 0 || len < head + opt || plugin_id > UINT8_MAX ||
+	    (opt && (arcount == 0 || ans[len - opt] != 0 ||
+	             knot_wire_read_u16(ans + len - opt + 1) != KNOT_RRTYPE_OPT)))
+		return false;
+	size_t body_len = len - head - opt;
+	size_t nttl = hint->ttls ? hint->nttl : 0;
+	for (size_t i = 0; i < nttl; i++) {
+		if (hint->ttl_offs[i] < head || hint->ttl_offs[i] + 4u > len - opt)
+			return false;   /* a TTL outside the body: not an answer we can patch */
+	}
+	size_t size = sizeof(struct hot_entry) + key->name_len + body_len + nttl * 6;
+	if (body_len > HOT_MAX_BODY || size > hot->ring_size / 4)
+		return false;
+
+	struct hot_slot *slot;
+	struct hot_entry *old = lookup(hot, key, &slot);
+	if (!old) {
+		/* An empty or overwritten way, else the oldest. */
+		struct hot_slot *set = set_of(hot, key->hash);
+		slot = &set[0];
+		for (unsigned i = 0; i < HOT_WAYS; i++) {
+			if (!slot_entry(hot, &set[i])) {
+				slot = &set[i];
+				break;
+			}
+			if (set[i].pos < slot->pos)
+				slot = &set[i];
+		}
+	}
+	uint64_t pos;
+	struct hot_entry *e = (struct hot_entry *)ring_reserve(hot, size, &pos);
+	*e = (struct hot_entry) {
+		.epoch = key->epoch,
+		.until_ms = hint->until_ms ? hint->until_ms : UINT64_MAX,
+		.ttl_base_ms = hint->ttl_base_ms,
+		.stats_slot = stats_slot,
+		.qtype = key->qtype,
+		.name_len = key->name_len,
+		.body_len = (uint16_t)body_len,
+		.ancount = knot_wire_get_ancount(ans),
+		.nscount = knot_wire_get_nscount(ans),
+		.arcount = (uint16_t)(arcount - (opt ? 1 : 0)),
+		.nttl = (uint16_t)nttl,
+		.listen = key->listen,
+		.flags = key->flags,
+		.hdr2 = ans[2],
+		.hdr3 = ans[3],
+		.plugin_id = (uint8_t)plugin_id,
+		.ncounters = hint->ncounters,
+	};
+	memcpy(e->counters, hint->counters, sizeof(e->counters));
+	memcpy(e->data, key->name, key->name_len);
+	memcpy(e->data + key->name_len, ans + head, body_len);
+	uint8_t *t = e->data + key->name_len + body_len;
+	for (size_t i = 0; i < nttl; i++, t += 6) {
+		knot_wire_write_u16(t, hint->ttl_offs[i]);
+		knot_wire_write_u32(t + 2, hint->ttls[i]);
+	}
+	slot->tag = tag_of(key->hash);
+	slot->len = (uint32_t)size;
+	slot->pos = pos + 1;
+	return true;
+}

@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Unit tests of the hot answers (lib/engine/hot.c) through tern_process(): what is
+ * kept, that a replay is byte for byte what the chain writes for the query at hand,
+ * that a publish retires everything, limits (client size, until, TTL countdown),
+ * counters, plugins that forbid replay, and the ring overwriting old answers.
+ */
+#include <criterion/criterion.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/core/arena.h"
+#include "lib/core/rcu.h"
+#include "lib/dns/answer.h"
+#include "lib/engine/hot.h"
+#include "lib/engine/process.h"
+
+/*
+ * The test plugin (pure, skippable) answers "<n>.example.org A" with n * 20 A records
+ * (TTL 60) and anything else NXDOMAIN; "t<n>.example.org" answers one A record and
+ * allows the replay with a TTL countdown from `ttl_base` until `until`; "v.example.org"
+ * bumps a counter it hands to the engine.
+ */
+static unsigned calls;
+static uint64_t ttl_base, until;
+static uint32_t ttls[1] = { 60 };
+static uint16_t ttl_offs[1];
+static _Atomic uint64_t counter;
+
+static enum tern_verdict testplug_query(struct tern_req *req, const struct tern_plugin_inst *pi)
+{
+	calls++;
+	const uint8_t *l = req->qname;
+	bool timed = l[0] == 2 && l[1] == 't';
+	unsigned n = timed ? 1 : (l[0] == 1 ? (unsigned)(l[1] - '0') * 20 : 0);
+	if (l[0] == 1 && l[1] == 'v') {
+		atomic_fetch_add(&counter, 1);
+		tern_hot_count(req, &counter);
+		n = 1;
+	}
+	if (n == 0 || n > 180) {
+		tern_answer_rcode(req, KNOT_RCODE_NXDOMAIN);
+		tern_answer_authoritative(req, pi->plugin_id);
+		return TERN_DONE;
+	}
+	knot_rrset_t rr;
+	knot_rrset_init(&rr, (knot_dname_t *)req->qname, KNOT_RRTYPE_A, KNOT_CLASS_IN, 60);
+	for (unsigned i = 1; i <= n; i++) {
+		uint8_t a[4] = { 192, 0, (uint8_t)(i >> 8), (uint8_t)i };
+		cr_assert_eq(knot_rrset_add_rdata(&rr, a, 4, req->mm), KNOT_EOK);
+	}
+	tern_answer_authoritative(req, pi->plugin_id);
+	tern_answer_put(req, KNOT_ANSWER, &rr);
+	if (timed) {
+		/* Header, question, then the record: pointer (2), type, class, TTL. */
+		ttl_offs[0] = (uint16_t)(KNOT_WIRE_HEADER_SIZE + knot_dname_size(req->qname) + 4 + 6);
+		req->hot = (struct tern_hot_hint) {
+			.allow = true, .until_ms = until, .ttl_base_ms = ttl_base,
+			.ttls = ttls, .ttl_offs = ttl_offs, .nttl = 1,
+		};
+	}
+	return TERN_DONE;
+}
+
+static const struct tern_plugin pure_plug = {
+	.name = "test", .hot = TERN_HOT_SKIP | TERN_HOT_PURE, .query = testplug_query,
+};
+static const struct tern_plugin impure_plug = {
+	.name = "test", .hot = TERN_HOT_SKIP, .query = testplug_query,
+};
+
+/* A plugin in front that only watches (like log): without TERN_HOT_SKIP. */
+static unsigned watched;
+static void watcher_answer(struct tern_req *req, const struct tern_plugin_inst *pi)
+{
+	(void)req;
+	(void)pi;
+	watched++;
+}
+static const struct tern_plugin watcher = { .name = "watch", .answer = watcher_answer };
+
+static uint8_t arena_buf[256 * 1024];
+static struct tern_arena arena;
+static knot_mm_t mm;
+static struct tern_plugin_inst inst[2];
+static knot_dname_t *zone;
+static struct tern_server server;
+static struct tern_route route;
+static struct tern_listen_routes listens;
+static struct tern_view view;
+static struct sockaddr_storage client;
+static struct tern_hot *hot;
+
+static void use_chain(const struct tern_plugin *front, const struct tern_plugin *answerer)
+{
+	size_t n = 0;
+	if (front)
+		inst[n++] = (struct tern_plugin_inst) { .plugin = front, .plugin_id = 1 };
+	inst[n++] = (struct tern_plugin_inst) { .plugin = answerer, .plugin_id = 0 };
+	server.chain_len = n;
+}
+
+static void setup_entries(unsigned entries)
+{
+	tern_arena_init(&arena, arena_buf, sizeof(arena_buf), &mm);
+	zone = knot_dname_from_str_alloc("example.org.");
+	server = (struct tern_server) { .zones = &zone, .nzones = 1, .chain = inst };
+	use_chain(NULL, &pure_plug);
+	route = (struct tern_route) { .zone = zone, .server = &server, .stats_slot = -1, .labels = 2 };
+	listens = (struct tern_listen_routes) { .routes = &route, .nroutes = 1 };
+	view = (struct tern_view) { .servers = &server, .nservers = 1, .listens = &listens,
+	                            .nlistens = 1 };
+	client.ss_family = AF_INET;
+	calls = watched = 0;
+	atomic_store(&counter, 0);
+	hot = tern_hot_new(entries);
+	cr_assert_not_null(hot);
+}
+
+static void setup(void)
+{
+	setup_entries(1024);
+}
+
+static void setup_tiny(void)
+{
+	setup_entries(1);
+}
+
+static void teardown(void)
+{
+	tern_hot_free(hot);
+	free(zone);
+}
+
+TestSuite(hot, .init = setup, .fini = teardown);
+
+struct qopts {
+	uint16_t id;
+	bool rd, cd;
+	uint16_t edns;      /* 0: no OPT */
+	bool dnssec_ok;
+};
+
+static size_t make_query(uint8_t *buf, const char *name, uint16_t qtype, const struct qopts *o)
+{
+	memset(buf, 0, 512);
+	knot_pkt_t *q = knot_pkt_new(buf, 512, NULL);
+	knot_dname_t *dn = knot_dname_from_str_alloc(name);
+	knot_wire_set_id(q->wire, o->id);
+	if (o->rd)
+		knot_wire_set_rd(q->wire);
+	if (o->cd)
+		knot_wire_set_cd(q->wire);
+	cr_assert_eq(knot_pkt_put_question(q, dn, KNOT_CLASS_IN, qtype), KNOT_EOK);
+	if (o->edns) {
+		knot_rrset_t opt;
+		cr_assert_eq(knot_edns_init(&opt, o->edns, 0, 0, NULL), KNOT_EOK);
+		if (o->dnssec_ok)
+			knot_edns_set_do(&opt);
+		knot_pkt_begin(q, KNOT_ADDITIONAL);
+		cr_assert_eq(knot_pkt_put(q, KNOT_COMPR_HINT_NONE, &opt, KNOT_PF_FREE), KNOT_EOK);
+	}
+	size_t len = q->size;
+	free(dn);
+	knot_pkt_free(q);
+	return len;
+}
+
+static uint64_t now = 1000000;
+
+static size_t ask_with(struct tern_hot *h, enum tern_proto proto, const uint8_t *query,
+                       size_t len, uint8_t *out)
+{
+	uint8_t in[512];
+	memcpy(in, query, len);   /* tern_process may modify its input */
+	struct tern_query_ctx ctx = {
+		.view = &view, .proto = proto, .src = &client, .arena = &arena, .mm = &mm,
+		.now_ms = now, .hot = h, .epoch = tern_rcu_epoch_read(),
+	};
+	return tern_process(&ctx, in, len, out, 65535);
+}
+
+/* Ask with the hot answers; also ask without and check the two answers are the same. */
+static size_t ask(const uint8_t *query, size_t len, uint8_t *out)
+{
+	static uint8_t ref[65535];
+	size_t al = ask_with(hot, TERN_PROTO_UDP, query, len, out);
+	unsigned before = calls;
+	size_t rl = ask_with(NULL, TERN_PROTO_UDP, query, len, ref);
+	cr_assert_eq(al, rl, "hot answer length %zu, chain %zu", al, rl);
+	cr_assert_eq(memcmp(out, ref, al), 0, "the hot answer differs from the chain's");
+	calls = before;   /* count only the calls of the hot-table ask */
+	return al;
+}
+
+Test(hot, same_question_is_replayed_byte_for_byte)
+{
+	uint8_t q[512], a[65535];
+	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A,
+	                       &(struct qopts) { .id = 1, .rd = true });
+	cr_assert_gt(ask(q, ql, a), 0);
+	cr_assert_eq(calls, 1);
+
+	/* Other ID, case and RD: the same kept answer, patched for this query. */
+	ql = make_query(q, "1.ExAMple.ORG.", KNOT_RRTYPE_A, &(struct qopts) { .id = 0xbeef });
+	size_t al = ask(q, ql, a);
+	cr_assert_eq(calls, 1, "the chain ran again");
+	cr_assert_eq(knot_wire_get_id(a), 0xbeef);
+	cr_assert_not(knot_wire_get_rd(a));
+	cr_assert(knot_wire_get_aa(a) && knot_wire_get_qr(a));
+	cr_assert_eq(memcmp(a + KNOT_WIRE_HEADER_SIZE, "\x01" "1" "\x07" "ExAMple" "\x03" "ORG", 14), 0);
+	cr_assert_eq(knot_wire_get_ancount(a), 20);
+	cr_assert_gt(al, 20 * 16);
+
+	/* CD is part of the key, and echoed. */
+	ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 7, .cd = true });
+	ask(q, ql, a);
+	ask(q, ql, a);
+	cr_assert(knot_wire_get_cd(a));
+	cr_assert_eq(calls, 2);
+	calls = 1;
+
+	/* EDNS is added per query; DO is part of the key (and echoed). */
+	ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 2, .edns = 1232 });
+	ask(q, ql, a);
+	cr_assert_eq(calls, 1);
+	cr_assert_eq(knot_wire_get_arcount(a), 1);
+	ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A,
+	                &(struct qopts) { .id = 3, .edns = 1232, .dnssec_ok = true });
+	ask(q, ql, a);
+	cr_assert_eq(calls, 2, "DO is a different key");
+	ask(q, ql, a);
+	cr_assert_eq(calls, 2);
+
+	/* Another type or name is another answer; NXDOMAIN is kept too. */
+	ql = make_query(q, "1.example.org.", KNOT_RRTYPE_AAAA, &(struct qopts) { .id = 4 });
+	ask(q, ql, a);
+	ask(q, ql, a);
+	ql = make_query(q, "nope.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 5 });
+	ask(q, ql, a);
+	ask(q, ql, a);
+	cr_assert_eq(knot_wire_get_rcode(a), KNOT_RCODE_NXDOMAIN);
+	cr_assert_eq(calls, 4);
+}
+
+Test(hot, a_publish_retires_every_answer)
+{
+	uint8_t q[512], a[65535];
+	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	ask(q, ql, a);
+	ask(q, ql, a);
+	cr_assert_eq(calls, 1);
+	/* Any RCU publish advances the epoch. */
+	static int one = 1, two = 2;
+	static int *root = &one;
+	cr_assert_eq(TERN_RCU_XCHG(&root, &two), &one);
+	ask(q, ql, a);
+	cr_assert_eq(calls, 2, "an answer from before the publish was replayed");
+	ask(q, ql, a);
+	cr_assert_eq(calls, 2);
+}
+
+Test(hot, a_plugin_that_must_see_every_query_stops_replay)
+{
+	uint8_t q[512], a[65535];
+	use_chain(&watcher, &pure_plug);
+	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	ask(q, ql, a);
+	ask(q, ql, a);
+	cr_assert_eq(calls, 2);
+	cr_assert_eq(watched, 4);   /* both asks of both rounds */
+}
+
+Test(hot, answers_not_vouched_for_are_not_kept)
+{
+	uint8_t q[512], a[65535];
+	use_chain(NULL, &impure_plug);
+	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	ask(q, ql, a);
+	ask(q, ql, a);
+	cr_assert_eq(calls, 2);
+}
+
+Test(hot, a_client_that_takes_less_gets_the_truncated_answer)
+{
+	uint8_t q[512], a[65535];
+	/* 60 A records: ~1000 bytes, kept for an EDNS client of 1232. */
+	size_t ql = make_query(q, "3.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1, .edns = 1232 });
+	size_t al = ask(q, ql, a);
+	cr_assert_gt(al, 512);
+	ask(q, ql, a);
+	cr_assert_eq(calls, 1);
+	/* Without EDNS the chain runs and truncates. */
+	ql = make_query(q, "3.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 2 });
+	al = ask(q, ql, a);
+	cr_assert_leq(al, 512);
+	cr_assert(knot_wire_get_tc(a));
+	cr_assert_eq(calls, 2);
+	/* A truncated answer is never kept. */
+	ask(q, ql, a);
+	cr_assert_eq(calls, 3);
+	/* Over TCP the whole answer (kept under its own key: the TCP and UDP keys agree). */
+	uint8_t in[512];
+	memcpy(in, q, ql);
+	al = ask_with(hot, TERN_PROTO_TCP, in, ql, a);
+	cr_assert_not(knot_wire_get_tc(a));
+	cr_assert_eq(knot_wire_get_ancount(a), 60);
+}
+
+Test(hot, ttl_counts_down_and_the_answer_expires)
+{
+	uint8_t q[512], a[65535];
+	ttl_base = now;
+	until = now + 10000;
+	size_t ql = make_query(q, "t1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	uint8_t in[512];
+	memcpy(in, q, ql);
+	size_t al = ask_with(hot, TERN_PROTO_UDP, in, ql, a);
+	cr_assert_gt(al, 0);
+	cr_assert_eq(knot_wire_read_u32(a + ttl_offs[0]), 60);
+	cr_assert_eq(calls, 1);
+
+	now += 2500;
+	memcpy(in, q, ql);
+	ask_with(hot, TERN_PROTO_UDP, in, ql, a);
+	cr_assert_eq(calls, 1);
+	cr_assert_eq(knot_wire_read_u32(a + ttl_offs[0]), 58, "TTL %u",
+	             knot_wire_read_u32(a + ttl_offs[0]));
+
+	now = until;   /* the limit is exclusive */
+	memcpy(in, q, ql);
+	ask_with(hot, TERN_PROTO_UDP, in, ql, a);
+	cr_assert_eq(calls, 2);
+	now = 1000000;
+}
+
+Test(hot, counters_handed_over_are_bumped_on_replay)
+{
+	uint8_t q[512], a[65535];
+	size_t ql = make_query(q, "v.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	uint8_t in[512];
+	for (int i = 0; i < 5; i++) {
+		memcpy(in, q, ql);
+		cr_assert_gt(ask_with(hot, TERN_PROTO_UDP, in, ql, a), 0);
+	}
+	cr_assert_eq(calls, 1);
+	cr_assert_eq(atomic_load(&counter), 5);
+}
+
+Test(hot, odd_queries_take_the_chain_and_get_its_answer)
+{
+	uint8_t q[600], a[65535], in[600];
+	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	ask(q, ql, a);
+	cr_assert_eq(calls, 1);
+
+	/* Trailing garbage: FORMERR, never the kept answer. */
+	memcpy(in, q, ql);
+	in[ql] = 0xff;
+	size_t al = ask_with(hot, TERN_PROTO_UDP, in, ql + 1, a);
+	cr_assert_eq(knot_wire_get_rcode(a), KNOT_RCODE_FORMERR);
+	cr_assert_leq(al, ql + 1);
+
+	/* EDNS version 1: BADVERS. */
+	ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1, .edns = 1232 });
+	memcpy(in, q, ql);
+	in[ql - 11 + 6] = 1;
+	al = ask_with(hot, TERN_PROTO_UDP, in, ql, a);
+	knot_pkt_t *p = knot_pkt_new(a, (uint16_t)al, NULL);
+	cr_assert_eq(knot_pkt_parse(p, 0), KNOT_EOK);
+	cr_assert_eq(knot_pkt_ext_rcode(p), KNOT_RCODE_BADVERS);
+	knot_pkt_free(p);
+
+	/* A malformed EDNS option: FORMERR. */
+	memcpy(in, q, ql);
+	knot_wire_write_u16(in + ql - 2, 4);                          /* RDLEN 4 */
+	memcpy(in + ql, "\x00\x0a\x00\x09", 4);                       /* cookie of 9: too long */
+	knot_wire_write_u16(in + 10, 1);
+	ask_with(hot, TERN_PROTO_UDP, in, ql + 4, a);
+	cr_assert_eq(knot_wire_get_rcode(a), KNOT_RCODE_FORMERR);
+
+	/* A response (QR) is dropped, a NOTIFY is not a query. */
+	ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	memcpy(in, q, ql);
+	knot_wire_set_qr(in);
+	cr_assert_eq(ask_with(hot, TERN_PROTO_UDP, in, ql, a), 0);
+	memcpy(in, q, ql);
+	knot_wire_set_opcode(in, KNOT_OPCODE_NOTIFY);
+	ask_with(hot, TERN_PROTO_UDP, in, ql, a);
+	cr_assert_eq(knot_wire_get_rcode(a), KNOT_RCODE_NOTIMPL);
+	cr_assert_eq(calls, 1);
+}
+
+Test(hot, overwritten_answers_are_never_served, .init = setup_tiny)
+{
+	/* The smallest table holds a few dozen answers: ask for many more names. */
+	uint8_t q[512], a[65535];
+	char name[64];
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 400; i++) {
+			snprintf(name, sizeof(name), "n%d.example.org.", i);
+			size_t ql = make_query(q, name, KNOT_RRTYPE_A, &(struct qopts) { .id = (uint16_t)i });
+			size_t al = ask(q, ql, a);   /* compares with the chain's answer */
+			cr_assert_gt(al, 0);
+			cr_assert_eq(knot_wire_get_rcode(a), KNOT_RCODE_NXDOMAIN);
+		}
+	}
+	/* Most of the second round ran the chain again: the ring wrapped. */
+	cr_assert_gt(calls, 600);
+	/* The newest are still there. */
+	unsigned before = calls;
+	size_t ql = make_query(q, "n399.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 9 });
+	ask(q, ql, a);
+	cr_assert_eq(calls, before);
+}
