@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 
@@ -24,6 +25,25 @@
 #include "lib/core/stats.h"
 #include "lib/engine/hot.h"
 #include "lib/engine/process.h"
+
+/*
+ * The socket calls of the loop, made directly: glibc's wrappers are cancellation
+ * points (two extra calls per syscall), and workers are never cancelled.
+ */
+static inline int sys_recvmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	return (int)syscall(SYS_recvmmsg, fd, v, n, flags, NULL);
+}
+
+static inline int sys_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
+{
+	return (int)syscall(SYS_sendmmsg, fd, v, n, flags);
+}
+
+static inline int sys_epoll_wait(int epfd, struct epoll_event *ev, int n, int timeout_ms)
+{
+	return (int)syscall(SYS_epoll_pwait, epfd, ev, n, timeout_ms, NULL, (size_t)8);
+}
 
 static uint64_t mono_ms(void)
 {
@@ -91,7 +111,7 @@ static void udp_init_rx(struct worker *w)
 static int udp_batch(struct worker *w, const struct ep_item *it)
 {
 	udp_prepare_rx(w, it->pktinfo);
-	int n = recvmmsg(it->fd, w->rx, WORKER_BATCH, MSG_DONTWAIT, NULL);
+	int n = sys_recvmmsg(it->fd, w->rx, WORKER_BATCH, MSG_DONTWAIT);
 	if (n <= 0)
 		return 0;
 	w->rx_used = (unsigned)n;
@@ -134,7 +154,7 @@ static int udp_batch(struct worker *w, const struct ep_item *it)
 	}
 	unsigned sent = 0;
 	while (sent < out) {
-		int r = sendmmsg(it->fd, w->tx + sent, out - sent, 0);
+		int r = sys_sendmmsg(it->fd, w->tx + sent, out - sent, 0);
 		if (r <= 0) {
 			if (r < 0 && errno == EINTR)
 				continue;
@@ -166,7 +186,7 @@ static void *worker_main(void *arg)
 	tern_rcu_register();
 	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
 		tern_rcu_offline();
-		int n = epoll_wait(w->epfd, events, (int)TERN_ARRAY_LEN(events), 1000);
+		int n = sys_epoll_wait(w->epfd, events, (int)TERN_ARRAY_LEN(events), 1000);
 		tern_rcu_online();
 		/* The epoch first: hot answers built this turn must not outlive what it saw. */
 		w->epoch = tern_rcu_epoch_read();

@@ -288,28 +288,20 @@ out:
 	return slot;
 }
 
-void tern_stats_request(struct tern_stats_row *row, int slot, enum tern_proto proto,
-                        int family, uint16_t qtype, bool dnssec_ok, size_t qsize)
+static void count_request(struct tern_stats_row *row, struct slot_ctr *sc, unsigned ti,
+                          enum tern_proto proto, int family, bool dnssec_ok, size_t qsize)
 {
-	if (unlikely(!row))
-		return;
-	struct slot_ctr *sc = &row->slots[slot_index(slot)];
 	unsigned p = proto_index(proto);
 	bump(&row->queries, 1);
-	bump(&sc->requests[p][family == 2 ? 1 : 0][type_index(qtype)], 1);
+	bump(&sc->requests[p][family == 2 ? 1 : 0][ti], 1);
 	if (dnssec_ok)
 		bump(&sc->do_requests, 1);
 	hist_size_add(&sc->req_size[p], qsize);
 }
 
-void tern_stats_response(struct tern_stats_row *row, int slot, enum tern_proto proto,
-                         uint16_t rcode, unsigned plugin_id, size_t rsize,
-                         uint64_t duration_ns)
+static void count_response(struct slot_ctr *sc, enum tern_proto proto, size_t rsize,
+                           uint64_t duration_ns)
 {
-	if (unlikely(!row))
-		return;
-	unsigned si = slot_index(slot);
-	struct slot_ctr *sc = &row->slots[si];
 	struct hist_dur *h = &sc->duration;
 	for (unsigned k = 0; k < DUR_BUCKETS; k++) {
 		if (duration_ns <= (DUR_BASE_NS << k)) {
@@ -320,11 +312,68 @@ void tern_stats_response(struct tern_stats_row *row, int slot, enum tern_proto p
 	bump(&h->count, 1);
 	bump(&h->sum_ns, duration_ns);
 	hist_size_add(&sc->resp_size[proto_index(proto)], rsize);
+}
 
-	uint32_t key = KEY_USED | (uint32_t)si << 20 | (uint32_t)(rcode & 0xfff) << 8 |
-	               (plugin_id > 0xff ? 0xffu : plugin_id);
-	if (unlikely(!resp_add(row->resp, key, 1)))
+static uint32_t resp_key(unsigned si, uint16_t rcode, unsigned plugin_id)
+{
+	return KEY_USED | (uint32_t)si << 20 | (uint32_t)(rcode & 0xfff) << 8 |
+	       (plugin_id > 0xff ? 0xffu : plugin_id);
+}
+
+void tern_stats_request(struct tern_stats_row *row, int slot, enum tern_proto proto,
+                        int family, uint16_t qtype, bool dnssec_ok, size_t qsize)
+{
+	if (unlikely(!row))
+		return;
+	count_request(row, &row->slots[slot_index(slot)], type_index(qtype), proto, family,
+	              dnssec_ok, qsize);
+}
+
+void tern_stats_response(struct tern_stats_row *row, int slot, enum tern_proto proto,
+                         uint16_t rcode, unsigned plugin_id, size_t rsize,
+                         uint64_t duration_ns)
+{
+	if (unlikely(!row))
+		return;
+	unsigned si = slot_index(slot);
+	count_response(&row->slots[si], proto, rsize, duration_ns);
+	if (unlikely(!resp_add(row->resp, resp_key(si, rcode, plugin_id), 1)))
 		bump(&row->resp_overflow, 1);
+}
+
+void tern_stats_locate(struct tern_stats_row *row, int slot, uint16_t qtype, uint16_t rcode,
+                       unsigned plugin_id, struct tern_stats_loc *loc)
+{
+	unsigned si = slot_index(slot);
+	loc->slot_index = (uint16_t)si;
+	loc->type_index = (uint16_t)type_index(qtype);
+	loc->resp_index = -1;
+	if (!row)
+		return;
+	uint32_t key = resp_key(si, rcode, plugin_id);
+	if (!resp_add(row->resp, key, 0))
+		return;
+	uint32_t h = resp_hash(key);
+	for (unsigned p = 0; p < RESP_PROBES; p++) {
+		if (row->resp[(h + p) % RESP_CAP].key == key) {
+			loc->resp_index = (int32_t)((h + p) % RESP_CAP);
+			return;
+		}
+	}
+}
+
+void tern_stats_replayed(struct tern_stats_row *row, const struct tern_stats_loc *loc,
+                         enum tern_proto proto, int family, bool dnssec_ok, size_t qsize,
+                         size_t rsize, uint64_t duration_ns)
+{
+	struct slot_ctr *sc = &row->slots[loc->slot_index];
+	count_request(row, sc, loc->type_index, proto, family, dnssec_ok, qsize);
+	count_response(sc, proto, rsize, duration_ns);
+	if (likely(loc->resp_index >= 0))
+		bump(&row->resp[loc->resp_index].count, 1);
+	else
+		bump(&row->resp_overflow, 1);
+	bump(&row->events[TERN_STATS_HOT_HIT], 1);
 }
 
 void tern_stats_event(struct tern_stats_row *row, enum tern_stats_event ev)

@@ -53,6 +53,29 @@ void tern_stats_response(struct tern_stats_row *row, int slot, enum tern_proto p
                          uint16_t rcode, unsigned plugin_id, size_t rsize,
                          uint64_t duration_ns);
 
+/**
+ * Where one kind of answer is counted in a row, found once (hot answers, which are
+ * replayed many times on the same worker): the (server, zone) slot, the query type's
+ * column and the response (rcode, plugin) entry.
+ */
+struct tern_stats_loc {
+	uint16_t slot_index;
+	uint16_t type_index;
+	int32_t resp_index;        /**< -1: the response table was full */
+};
+
+/** Find (and create) the counters of an answer. Worker of @p row. */
+void tern_stats_locate(struct tern_stats_row *row, int slot, uint16_t qtype, uint16_t rcode,
+                       unsigned plugin_id, struct tern_stats_loc *loc);
+
+/**
+ * Count a replayed answer located by tern_stats_locate() on the same row: what
+ * tern_stats_request() + tern_stats_response() + the TERN_STATS_HOT_HIT event count.
+ */
+void tern_stats_replayed(struct tern_stats_row *row, const struct tern_stats_loc *loc,
+                         enum tern_proto proto, int family, bool dnssec_ok, size_t qsize,
+                         size_t rsize, uint64_t duration_ns);
+
 void tern_stats_event(struct tern_stats_row *row, enum tern_stats_event ev);
 /** Open TCP connections gauge of this worker: @p delta is +1 or -1. */
 void tern_stats_tcp_open(struct tern_stats_row *row, int delta);

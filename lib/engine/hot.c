@@ -29,7 +29,7 @@ struct hot_entry {
 	uint64_t until_ms;         /* UINT64_MAX: until the epoch changes */
 	uint64_t ttl_base_ms;
 	_Atomic uint64_t *counters[TERN_HOT_MAX_COUNTERS];
-	int32_t stats_slot;
+	struct tern_stats_loc stats;
 	uint16_t qtype;
 	uint16_t name_len;
 	uint16_t body_len;
@@ -38,7 +38,6 @@ struct hot_entry {
 	uint8_t listen;
 	uint8_t flags;
 	uint8_t hdr2, hdr3;        /* header bytes 2 and 3 of the answer */
-	uint8_t plugin_id;
 	uint8_t ncounters;
 	uint8_t data[];            /* name, body, then nttl x (u16 offset, u32 ttl) */
 };
@@ -88,6 +87,13 @@ void tern_hot_free(struct tern_hot *hot)
 static inline uint64_t load64(const uint8_t *p)
 {
 	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static inline uint64_t load32(const uint8_t *p)
+{
+	uint32_t v;
 	memcpy(&v, p, sizeof(v));
 	return v;
 }
@@ -167,14 +173,30 @@ static void parse_plain(const uint8_t *in, size_t in_len, bool tcp, struct tern_
 		return;   /* trailing bytes: FORMERR from the chain */
 	}
 
-	/* Lowercase and hash 8 bytes at a time over a zero-padded copy. */
-	size_t words = (name_len + 7) / 8;
-	memset(key->name + (words - 1) * 8, 0, 8);
-	memcpy(key->name, in + KNOT_WIRE_HEADER_SIZE, name_len);
+	/*
+	 * Lowercase and hash 8 bytes at a time, straight from the packet. The last partial
+	 * word may read into the type and class that follow the name (4 bytes, in the
+	 * packet) and is masked to the name's bytes.
+	 */
+	const uint8_t *src = in + KNOT_WIRE_HEADER_SIZE;
+	size_t full = name_len / 8, rem = name_len % 8;
 	uint64_t h = 0x243f6a8885a308d3ull;
-	for (size_t i = 0; i < words; i++) {
-		uint64_t w = lower8(load64(key->name + i * 8));
+	for (size_t i = 0; i < full; i++) {
+		uint64_t w = lower8(load64(src + i * 8));
 		memcpy(key->name + i * 8, &w, sizeof(w));
+		h = mix(h, w);
+	}
+	if (rem) {
+		const uint8_t *p = src + full * 8;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		uint64_t w = rem >= 4 ? load64(p) : load32(p);
+		w = lower8(w & ((1ull << (8 * rem)) - 1));
+#else
+		uint64_t w = 0;
+		memcpy(&w, p, rem);
+		w = lower8(w);
+#endif
+		memcpy(key->name + full * 8, &w, sizeof(w));
 		h = mix(h, w);
 	}
 	key->qtype = knot_wire_read_u16(in + pos + 1);
@@ -294,9 +316,7 @@ struct tern_hot_hit tern_hot_serve(struct tern_hot *hot, uint64_t epoch, unsigne
 		__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 	}
 	hit.len = len;
-	hit.stats_slot = e->stats_slot;
-	hit.plugin_id = e->plugin_id;
-	hit.rcode = e->hdr3 & 0x0f;
+	hit.stats = &e->stats;
 	return hit;
 }
 
@@ -317,13 +337,13 @@ static uint8_t *ring_reserve(struct tern_hot *hot, size_t size, uint64_t *pos)
 
 bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
                     const struct tern_req *req, const uint8_t *ans, size_t len,
-                    int stats_slot, unsigned plugin_id)
+                    const struct tern_stats_loc *stats)
 {
 	const struct tern_hot_hint *hint = &req->hot;
 	size_t opt = key->edns ? HOT_OPT_LEN : 0;
 	size_t head = KNOT_WIRE_HEADER_SIZE + key->qsec_len;
 	uint16_t arcount = knot_wire_get_arcount(ans);
-	if (key->name_len == 0 || len < head + opt || plugin_id > UINT8_MAX ||
+	if (key->name_len == 0 || len < head + opt ||
 	    (opt && (arcount == 0 || ans[len - opt] != 0 ||
 	             knot_wire_read_u16(ans + len - opt + 1) != KNOT_RRTYPE_OPT)))
 		return false;
@@ -358,7 +378,7 @@ bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
 		.epoch = key->epoch,
 		.until_ms = hint->until_ms ? hint->until_ms : UINT64_MAX,
 		.ttl_base_ms = hint->ttl_base_ms,
-		.stats_slot = stats_slot,
+		.stats = *stats,
 		.qtype = key->qtype,
 		.name_len = key->name_len,
 		.body_len = (uint16_t)body_len,
@@ -370,7 +390,6 @@ bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
 		.flags = key->flags,
 		.hdr2 = ans[2],
 		.hdr3 = ans[3],
-		.plugin_id = (uint8_t)plugin_id,
 		.ncounters = hint->ncounters,
 	};
 	memcpy(e->counters, hint->counters, sizeof(e->counters));

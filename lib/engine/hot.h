@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <libknot/libknot.h>
 
+#include "lib/core/stats.h"
 #include "lib/engine/req.h"
 
 struct tern_hot;
@@ -52,12 +53,10 @@ struct tern_hot_key {
 	uint8_t name[KNOT_DNAME_MAXLEN + 8];   /**< lowercased, zero-padded to 8 bytes */
 };
 
-/** What the engine counts for a replayed answer. */
+/** A replayed answer. */
 struct tern_hot_hit {
-	size_t len;              /**< answer length; 0: no hit */
-	int stats_slot;
-	unsigned plugin_id;
-	uint8_t rcode;
+	size_t len;                         /**< answer length; 0: no hit */
+	const struct tern_stats_loc *stats; /**< where it is counted (given to tern_hot_store) */
 };
 
 /** Default number of answers per worker (config `hot_answers`). */
@@ -82,13 +81,13 @@ struct tern_hot_hit tern_hot_serve(struct tern_hot *hot, uint64_t epoch, unsigne
 
 /**
  * Keep the answer @p ans (@p len bytes, as sent, with our OPT record last when
- * key->edns) to the query keyed @p key, under the rules in req->hot, answered by
- * plugin @p plugin_id and counted in @p stats_slot. The caller has checked that the
- * chain allows it. @return true when stored.
+ * key->edns) to the query keyed @p key, under the rules in req->hot, counted where
+ * @p stats says (in this worker's row). The caller has checked that the chain allows
+ * it. @return true when stored.
  */
 bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
                     const struct tern_req *req, const uint8_t *ans, size_t len,
-                    int stats_slot, unsigned plugin_id);
+                    const struct tern_stats_loc *stats);
 
 /**
  * For a plugin whose hooks the replay skips (TERN_HOT_SKIP): bump @p ctr on every

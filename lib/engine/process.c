@@ -293,17 +293,29 @@ static bool is_supported_qtype(uint16_t qtype, uint16_t *rcode)
 	}
 }
 
-/* Count a replayed hot answer as the chain's answer would have been counted. */
+/* Count a replayed hot answer as the chain's answer was counted. */
 static TERN_NOINLINE void count_hot_hit(const struct tern_query_ctx *ctx,
                                         const struct tern_hot_key *key,
                                         const struct tern_hot_hit *hit, size_t in_len,
                                         uint64_t t0)
 {
-	tern_stats_request(ctx->stats, hit->stats_slot, ctx->proto, family_of(ctx->src),
-	                   key->qtype, key->flags & TERN_HOT_KEY_DO, in_len);
-	tern_stats_response(ctx->stats, hit->stats_slot, ctx->proto, hit->rcode, hit->plugin_id,
-	                    hit->len, mono_ns() - t0);
-	tern_stats_event(ctx->stats, TERN_STATS_HOT_HIT);
+	tern_stats_replayed(ctx->stats, hit->stats, ctx->proto, family_of(ctx->src),
+	                    key->flags & TERN_HOT_KEY_DO, in_len, hit->len, mono_ns() - t0);
+}
+
+/* Keep an answer the chain allowed to keep (NOERROR and NXDOMAIN only). */
+static TERN_NOINLINE void hot_store(const struct tern_query_ctx *ctx,
+                                    const struct tern_hot_key *key, const struct tern_req *req,
+                                    const uint8_t *out, size_t len, int slot)
+{
+	uint8_t rc = knot_wire_get_rcode(out);
+	if (rc != KNOT_RCODE_NOERROR && rc != KNOT_RCODE_NXDOMAIN)
+		return;
+	struct tern_stats_loc loc;
+	tern_stats_locate(ctx->stats, slot, key->qtype, rc,
+	                  req->answered ? req->plugin_id : TERN_STATS_NO_PLUGIN, &loc);
+	if (tern_hot_store(ctx->hot, key, req, out, len, &loc) && ctx->stats)
+		tern_stats_event(ctx->stats, TERN_STATS_HOT_STORE);
 }
 
 size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len,
@@ -419,13 +431,8 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 	}
 	if (len && req.truncated && stats)
 		tern_stats_event(stats, TERN_STATS_TRUNCATED);
-	if (hot_ok && hkey.name_len && len) {
-		uint8_t rc = knot_wire_get_rcode(out);
-		if ((rc == KNOT_RCODE_NOERROR || rc == KNOT_RCODE_NXDOMAIN) &&
-		    tern_hot_store(ctx->hot, &hkey, &req, out, len, slot,
-		                   req.answered ? req.plugin_id : TERN_STATS_NO_PLUGIN) && stats)
-			tern_stats_event(stats, TERN_STATS_HOT_STORE);
-	}
+	if (hot_ok && hkey.name_len && len)
+		hot_store(ctx, &hkey, &req, out, len, slot);
 
 count:
 	if (stats && len) {
