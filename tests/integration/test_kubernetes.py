@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ternlib import (TERND, FakeApi, Skip, Ternd, check, eq, free_port,  # noqa: E402
-                     is_knotd, kdig, query, require_tool, run_tests, wait_for)
+                     is_knotd, kdig, metric_sum, query, require_tool, run_tests, wait_for)
 
 ZONE = "cluster.local"
 TTL = 600          # above 300: the SOA's own TTL (min(ttl, 300)) differs from negative TTL
@@ -486,9 +486,16 @@ def _percentile(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
 
 
+def hot_hits(t=None):
+    return metric_sum((t or S["ternd"]).metrics(), "tern_hot_answers_total", result="hit")
+
+
 def test_update_latency():
-    """API event to answer: apply, then poll every 1 ms until the answer changes."""
+    """API event to answer: apply, then poll every 1 ms until the answer changes. Between
+    events the name is answered from the workers' hot answers (asserted), so this also
+    proves that a publish retires them."""
     api = S["api"]
+    hits0 = hot_hits()
     api.apply([service("lat", "demo", headless=True),
                slice_("lat", "demo", ["10.251.0.1"], "a")])
     wait_for(lambda: a_of(svc("lat")) == ("NOERROR", ("10.251.0.1",)), 2, 0.005, "lat")
@@ -507,7 +514,10 @@ def test_update_latency():
             check(now - t0 < 2.0, f"event {i}: no answer change after {now - t0:.3f}s")
             time.sleep(0.001)
         lat.append((now - t0) * 1000)
+        for _ in range(10):   # replayed from the hot answers until the next event
+            eq(a_of(svc("lat")), want, f"event {i}: the answer after the change")
     api.delete("Service", "lat", "demo")
+    check(hot_hits() - hits0 >= 250, "the polled name was replayed from the hot answers")
     p50, p99 = _percentile(lat, 50), _percentile(lat, 99)
     print(f"  API event -> answer latency over {len(lat)} events: p50 {p50:.1f} ms, "
           f"p99 {p99:.1f} ms, max {max(lat):.1f} ms", flush=True)
