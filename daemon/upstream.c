@@ -26,6 +26,7 @@
 
 #include "daemon/tcp.h"
 #include "daemon/upstream_tls.h"
+#include "daemon/upstream_udp.h"
 #include "lib/core/errcode.h"
 #include "lib/core/log.h"
 #include "lib/core/parse.h"
@@ -88,6 +89,7 @@ struct host {
 	uint32_t expire_ms;             /* idle pooled connections close (forward's expire) */
 	uint64_t next_probe_ms;
 	uint32_t probe;                 /* the probe in flight, UP_NONE if none */
+	struct upstream_udp_pool udp;   /* pooled UDP sockets to addr */
 	/* Connection cache outcome of each query sent, by transport (udp, tcp, tcp-tls):
 	 * [0] hits, [1] misses. Written by the worker, read by a scrape (relaxed). */
 	_Atomic uint64_t conn[2][3];
@@ -98,7 +100,6 @@ struct upconn;
 
 /* One query sent upstream, with every request waiting for its reply. */
 struct uquery {
-	struct ep_item it;              /* first: its own UDP socket (fd -1 over TCP) */
 	bool used, tcp, probe, failed;
 	uint16_t id;
 	unsigned plugin_id;
@@ -109,6 +110,8 @@ struct uquery {
 	struct upconn *conn;            /* over TCP */
 	struct upstream_tls_profile *tls;   /* over TLS: its connection's profile */
 	uint32_t cnext;                 /* next query on the same connection */
+	uint32_t sock;                  /* over UDP: its socket (upstream_udp.h), else UP_NONE */
+	uint32_t sprev, snext;          /* the queries in flight on that socket */
 	struct host *host;
 	uint64_t deadline_ms;
 	uint64_t sent_ns;
@@ -150,10 +153,11 @@ struct tern_io {
 	uint32_t *buckets;
 	uint32_t *scratch;              /* UPSTREAM_INFLIGHT entries */
 	struct host hosts[UPSTREAM_HOSTS];
-	bool conn_reused;               /* the last conn_get found a pooled connection */
+	bool conn_reused;               /* the last send found a pooled connection or socket */
 	struct upconn *conns;
 	struct upconn *dead;
 	struct upstream_tls *tls;
+	struct upstream_udp *udp;
 	uint32_t refresh[UPSTREAM_REFRESHES];
 	unsigned nrefresh;
 
@@ -470,7 +474,24 @@ static void conn_unlink(struct upconn *c, struct tern_io *io, struct uquery *uq)
 	uq->cnext = UP_NONE;
 }
 
-/* Take @p uq out of every index, close its socket and free its slot. */
+/* Take @p uq off its UDP socket (which closes with its last query if retired). */
+static void sock_unlink(struct tern_io *io, struct uquery *uq)
+{
+	if (uq->sock == UP_NONE)
+		return;
+	struct upstream_udp_sock *s = upstream_udp_at(io->udp, uq->sock);
+	if (uq->sprev != UP_NONE)
+		io->uqs[uq->sprev].snext = uq->snext;
+	else
+		s->first = uq->snext;
+	if (uq->snext != UP_NONE)
+		io->uqs[uq->snext].sprev = uq->sprev;
+	uq->sprev = uq->snext = UP_NONE;
+	uq->sock = UP_NONE;
+	upstream_udp_put(io->udp, s);
+}
+
+/* Take @p uq out of every index and free its slot. */
 static void uq_release(struct tern_io *io, struct uquery *uq)
 {
 	hash_unlink(io, uq);
@@ -478,9 +499,7 @@ static void uq_release(struct tern_io *io, struct uquery *uq)
 	if (uq->conn)
 		conn_unlink(uq->conn, io, uq);
 	uq->conn = NULL;
-	if (uq->it.fd >= 0)
-		close(uq->it.fd);
-	uq->it.fd = -1;
+	sock_unlink(io, uq);
 	if (uq->probe && uq->host && uq->host->probe == (uint32_t)(uq - io->uqs))
 		uq->host->probe = UP_NONE;
 	uq->used = false;
@@ -496,7 +515,6 @@ static struct uquery *uq_alloc(struct tern_io *io)
 	struct uquery *uq = &io->uqs[ui];
 	io->ufree = uq->hnext;
 	*uq = (struct uquery) {
-		.it = { .kind = EP_UP_UDP, .fd = -1 },
 		.used = true,
 		.hash = UP_NONE,
 		.hnext = UP_NONE,
@@ -504,6 +522,9 @@ static struct uquery *uq_alloc(struct tern_io *io)
 		.anext = io->active,
 		.waiters = UP_NONE,
 		.cnext = UP_NONE,
+		.sock = UP_NONE,
+		.sprev = UP_NONE,
+		.snext = UP_NONE,
 	};
 	if (io->active != UP_NONE)
 		io->uqs[io->active].aprev = ui;
@@ -664,27 +685,59 @@ static void conn_fail_later(struct tern_io *io, struct upconn *c)
 
 /* ---- sending ------------------------------------------------------------------- */
 
+/*
+ * The socket @p s reported an error (ICMP port unreachable, ...) on a path that must not
+ * resume requests: the error belongs to the queries in flight on it, which fail at the
+ * next timer event. The socket takes no new queries and closes with its last one.
+ */
+static void sock_fail_later(struct tern_io *io, struct upstream_udp_sock *s)
+{
+	upstream_udp_retire(io->udp, s);
+	for (uint32_t i = s->first; i != UP_NONE; i = io->uqs[i].snext) {
+		io->uqs[i].failed = true;
+		io->uqs[i].deadline_ms = 0;
+	}
+	timer_arm(io, 1);
+}
+
+/*
+ * Send on a pooled connected socket to the upstream (a socket of its own when the
+ * upstream has no health slot). A send can report an error queued by an earlier
+ * datagram on a shared socket: that fails the socket's queries, and this one goes out
+ * on another socket.
+ */
 static int send_udp(struct tern_io *io, struct uquery *uq, const uint8_t *msg, size_t len)
 {
-	int fd = socket(uq->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	/* Connected: the kernel drops datagrams from any other source. */
-	if (connect(fd, (const struct sockaddr *)&uq->addr, addr_len(&uq->addr)) != 0 ||
-	    send(fd, msg, len, MSG_DONTWAIT) != (ssize_t)len) {
-		int ret = -errno;
-		close(fd);
-		return ret;
+	struct upstream_udp_pool *pool = uq->host ? &uq->host->udp : NULL;
+	int ret = TERN_ENOSPC;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool opened = false;
+		struct upstream_udp_sock *s = upstream_udp_pick(io->udp, pool, &uq->addr,
+		                                                io->w->now_ms, rng_next(io),
+		                                                &opened, &ret);
+		if (!s)
+			return ret;
+		if (send(s->it.fd, msg, len, MSG_DONTWAIT) == (ssize_t)len) {
+			uint32_t ui = (uint32_t)(uq - io->uqs);
+			uq->sock = upstream_udp_index(io->udp, s);
+			uq->sprev = UP_NONE;
+			uq->snext = s->first;
+			if (s->first != UP_NONE)
+				io->uqs[s->first].sprev = ui;
+			s->first = ui;
+			upstream_udp_take(io->udp, s);
+			io->conn_reused = !opened;
+			return 0;
+		}
+		ret = -errno;
+		if (ret == -EAGAIN || ret == -EWOULDBLOCK || ret == -ENOBUFS || ret == -EINTR) {
+			if (!pool)
+				upstream_udp_retire(io->udp, s);   /* closes it: it has no query */
+			return ret;
+		}
+		sock_fail_later(io, s);
 	}
-	uq->it.fd = fd;
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &uq->it };
-	if (epoll_ctl(io->w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-		int ret = -errno;
-		close(fd);
-		uq->it.fd = -1;
-		return ret;
-	}
-	return 0;
+	return ret;
 }
 
 static bool conn_has_id(const struct tern_io *io, const struct upconn *c, uint16_t id)
@@ -761,7 +814,7 @@ static struct uquery *uq_start(struct tern_io *io, const struct qkey *k, unsigne
 	}
 	if (uq->host) {
 		unsigned proto = tls ? 2 : tcp ? 1 : 0;
-		_Atomic uint64_t *ctr = &uq->host->conn[tcp && io->conn_reused ? 0 : 1][proto];
+		_Atomic uint64_t *ctr = &uq->host->conn[io->conn_reused ? 0 : 1][proto];
 		atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1,
 		                      memory_order_relaxed);
 		/* Probes use the transport (and TLS profile) last used. */
@@ -998,24 +1051,55 @@ static bool reply_matches(const struct uquery *uq, const uint8_t *m, size_t len)
 	       knot_wire_read_u16(name + nlen + 2) == uq->key.qclass;
 }
 
-static void udp_event(struct tern_io *io, struct uquery *uq)
+/* The query on @p s that the datagram @p m answers: its ID, then its question. */
+static struct uquery *sock_match(struct tern_io *io, const struct upstream_udp_sock *s,
+                                 const uint8_t *m, size_t len)
 {
-	for (int i = 0; i < 16; i++) {
-		ssize_t n = recv(uq->it.fd, io->reply, sizeof(io->reply), MSG_DONTWAIT);
+	if (len < KNOT_WIRE_HEADER_SIZE)
+		return NULL;
+	uint16_t id = knot_wire_get_id(m);
+	for (uint32_t i = s->first; i != UP_NONE; i = io->uqs[i].snext) {
+		struct uquery *uq = &io->uqs[i];
+		if (uq->id == id && reply_matches(uq, m, len))
+			return uq;
+	}
+	return NULL;
+}
+
+/* Fail every query on @p s now (a socket error: ICMP refused, ...); @p s closes. */
+static void sock_fail(struct tern_io *io, struct upstream_udp_sock *s)
+{
+	uint32_t gen = s->gen;
+	upstream_udp_retire(io->udp, s);   /* re-runs send their retries elsewhere */
+	while (s->gen == gen && s->first != UP_NONE)
+		uq_finish(io, &io->uqs[s->first], TERN_RESUME_ERROR, NULL, 0);
+}
+
+/*
+ * Drain @p s: a recvmmsg batch at a time, each datagram matched to a query in flight on
+ * the socket. Re-runs may retire and close @p s (its generation changes): then stop.
+ */
+static void udp_event(struct tern_io *io, struct upstream_udp_sock *s)
+{
+	uint32_t gen = s->gen;
+	for (int round = 0; round < 8; round++) {
+		int n = upstream_udp_recv(io->udp, s);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			uq_finish(io, uq, TERN_RESUME_ERROR, NULL, 0);   /* ICMP refused, ... */
+			sock_fail(io, s);
 			return;
 		}
-		if (!reply_matches(uq, io->reply, (size_t)n)) {
-			count(io, UPSTREAM_BAD_REPLIES);
-			continue;
+		for (int i = 0; i < n; i++) {
+			size_t len;
+			const uint8_t *m = upstream_udp_datagram(io->udp, (unsigned)i, &len);
+			struct uquery *uq = s->gen == gen ? sock_match(io, s, m, len) : NULL;
+			if (!uq) {
+				count(io, UPSTREAM_BAD_REPLIES);
+				continue;
+			}
+			uq_finish(io, uq, TERN_RESUME_ANSWER, m, (uint16_t)len);
 		}
-		uq_finish(io, uq, TERN_RESUME_ANSWER, io->reply, (uint16_t)n);
-		return;
+		if (n < UPSTREAM_UDP_BATCH || s->gen != gen)
+			return;
 	}
 }
 
@@ -1246,9 +1330,9 @@ void upstream_event(struct tern_io *io, struct ep_item *it, uint32_t events)
 {
 	switch (it->kind) {
 	case EP_UP_UDP: {
-		struct uquery *uq = (struct uquery *)it;
-		if (uq->used && uq->it.fd >= 0)
-			udp_event(io, uq);
+		struct upstream_udp_sock *s = upstream_udp_of(it);
+		if (s->it.fd >= 0)
+			udp_event(io, s);
 		break;
 	}
 	case EP_UP_TCP:
@@ -1265,6 +1349,10 @@ void upstream_event(struct tern_io *io, struct ep_item *it, uint32_t events)
 void upstream_tick(struct tern_io *io)
 {
 	uint64_t now = io->w->now_ms;
+	for (unsigned i = 0; i < UPSTREAM_HOSTS; i++) {
+		if (io->hosts[i].used)
+			upstream_udp_expire(io->udp, &io->hosts[i].udp, now);
+	}
 	for (struct upconn *c = io->conns, *next; c; c = next) {
 		next = c->next;
 		if (c->dead || c->inflight != 0)
@@ -1361,12 +1449,15 @@ int upstream_new(struct worker *w, struct tern_io **out)
 		io->preqs[i].next = i + 1 < UPSTREAM_PARKED ? i + 1 : UP_NONE;
 	io->pfree = 0;
 	for (uint32_t i = 0; i < UPSTREAM_INFLIGHT; i++) {
-		io->uqs[i].it.fd = -1;
+		io->uqs[i].sock = UP_NONE;
 		io->uqs[i].hnext = i + 1 < UPSTREAM_INFLIGHT ? i + 1 : UP_NONE;
 	}
 	io->ufree = 0;
 	io->active = UP_NONE;
 	ret = upstream_tls_new(&io->tls);
+	if (ret != 0)
+		goto fail;
+	ret = upstream_udp_new(w->epfd, &io->udp);
 	if (ret != 0)
 		goto fail;
 	ret = -ENOMEM;
@@ -1397,12 +1488,7 @@ void upstream_free(struct tern_io *io)
 {
 	if (!io)
 		return;
-	if (io->uqs) {
-		for (uint32_t i = 0; i < UPSTREAM_INFLIGHT; i++) {
-			if (io->uqs[i].it.fd >= 0)
-				close(io->uqs[i].it.fd);
-		}
-	}
+	upstream_udp_free(io->udp);
 	while (io->conns) {
 		struct upconn *c = io->conns;
 		io->conns = c->next;

@@ -3,9 +3,10 @@
  * The worker's io layer: the daemon's implementation of lib/engine/io.h. One per
  * worker, created by worker_new() and driven from the worker's epoll loop, so it needs
  * no locks. It keeps the parked requests (a preallocated table: the query copy, how
- * to reach the client, start time), the upstream queries in flight (a fresh connected
- * UDP socket each, or a pooled pipelined TCP connection per upstream, with TLS on it
- * for DNS-over-TLS upstreams: daemon/upstream_tls.h), their deadlines
+ * to reach the client, start time), the upstream queries in flight (on pooled connected
+ * UDP sockets with rotating ports: daemon/upstream_udp.h, or a pooled pipelined TCP
+ * connection per upstream, with TLS on it for DNS-over-TLS upstreams:
+ * daemon/upstream_tls.h), their deadlines
  * (one timerfd), coalescing of identical questions, per-upstream health with ". IN NS"
  * probes, and the queue of background refreshes. When a reply (or timeout, or error)
  * arrives it re-runs every waiting request through tern_process() with ctx.resume and

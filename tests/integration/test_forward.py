@@ -13,17 +13,21 @@ its own ternd with the YAML of lib/plugins/forward/README.md and stops it at the
 Run: python3 tests/integration/test_forward.py [name-filter...]
 """
 import os
+import select
 import shutil
+import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ternlib import (Blackhole, DNSError, Garbage, Knotd, Pdns, PyUpstream, Skip,  # noqa: E402
-                     Ternd, Unbound, check, eq, metric_sum, query, require_tool, run_tests,
-                     udp_blast, wait_for)
+                     Ternd, Unbound, check, encode_name, eq, metric_sum, parse_message, query,
+                     require_tool, run_tests, udp_blast, wait_for)
 
 CORP_ZONE = """$ORIGIN corp.internal.
 $TTL 300
@@ -374,6 +378,134 @@ def test_except_zone_is_not_forwarded():
     finally:
         t.cleanup()
         u.stop()
+
+
+# ------------------------------------------------------------- UDP socket pool
+
+class PortRecorder:
+    """A scripted UDP upstream that records the source port of every query and answers
+    NAME A with 192.0.2.1. For names starting with "spoof-" it first sends three replies
+    that must be dropped, each with the address 6.6.6.6: the right ID and question from
+    another source port, a wrong ID from the right port, and the right ID with another
+    question from the right port; then the real reply."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.other.bind(("127.0.0.1", 0))
+        self.ports = []            # (source port, name) of each query, in order
+        self.spoofs = 0            # queries answered with the three bad replies first
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+        self.other.close()
+
+    @staticmethod
+    def reply(qid, name, addr):
+        hdr = struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0)
+        q = encode_name(name) + struct.pack("!HH", 1, 1)
+        return hdr + q + encode_name(name) + struct.pack("!HHIH", 1, 1, 60, 4) + \
+            socket.inet_aton(addr)
+
+    def _loop(self):
+        while not self._stop.is_set():
+            r, _, _ = select.select([self.sock], [], [], 0.1)
+            if not r:
+                continue
+            try:
+                data, peer = self.sock.recvfrom(65535)
+                q = parse_message(data, strict=False)
+            except (OSError, DNSError):
+                continue
+            name = q.question[0][0]
+            with self._lock:
+                self.ports.append((peer[1], name.lower()))
+            if name.lower().startswith("spoof-"):
+                self.other.sendto(self.reply(q.id, name, "6.6.6.6"), peer)
+                self.sock.sendto(self.reply(q.id ^ 0x0101, name, "6.6.6.6"), peer)
+                self.sock.sendto(self.reply(q.id, "other." + name, "6.6.6.6"), peer)
+                with self._lock:
+                    self.spoofs += 1
+            self.sock.sendto(self.reply(q.id, name, "192.0.2.1"), peer)
+
+    def port_counts(self, prefix):
+        with self._lock:
+            out = {}
+            for port, name in self.ports:
+                if name.startswith(prefix):
+                    out[port] = out.get(port, 0) + 1
+            return out
+
+
+def _blast_all(port, names, window):
+    """Ask every name (A), at most @window at a time; return the replies."""
+    out = []
+    for i in range(0, len(names), window):
+        out += udp_blast(port, [(n, "A") for n in names[i:i + window]], timeout=3.0)
+    return out
+
+
+def test_udp_queries_share_pooled_sockets_whose_ports_rotate():
+    rec = PortRecorder().start()
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {
+        "to": [f"127.0.0.1:{rec.port}"], "read_timeout": "2s"}}}], workers=1)
+    try:
+        # 5000 misses, 8 in flight at a time: a small pool carries them all.
+        names = [f"q{i}.pool.example." for i in range(5000)]
+        replies = _blast_all(t.port, names, 8)
+        answered = sum(1 for m in replies if m is not None and m.rcode_name == "NOERROR"
+                       and [r.data for r in m.answer] == ["192.0.2.1"])
+        check(answered >= 4990, f"{answered} of 5000 answered")
+        counts = rec.port_counts("q")
+        # Reuse: a fresh socket per query would show ~5000 ports.
+        check(len(counts) <= 50, f"{len(counts)} source ports for 5000 queries")
+        # Rotation: no port carries more than 1000 queries, so 5000 need at least 5.
+        check(max(counts.values()) <= 1000, f"a port carried {max(counts.values())} queries")
+        check(len(counts) >= 5, f"only {len(counts)} source ports: no rotation")
+        text = t.metrics()
+        hits = metric_sum(text, "coredns_proxy_conn_cache_hits_total", proto="udp")
+        misses = metric_sum(text, "coredns_proxy_conn_cache_misses_total", proto="udp")
+        # Each socket is opened for a query (a miss); the kernel may reuse a port later.
+        check(len(counts) <= misses <= 50, f"{misses} UDP socket opens, {len(counts)} ports")
+        check(hits + misses >= 4990, f"conn cache hits {hits} + misses {misses}")
+    finally:
+        t.cleanup()
+        rec.stop()
+
+
+def test_spoofed_replies_on_a_shared_socket_are_dropped():
+    rec = PortRecorder().start()
+    t = forward_server([{"zones": ["."], "plugins": {"forward": {
+        "to": [f"127.0.0.1:{rec.port}"], "read_timeout": "2s"}}}], workers=1)
+    try:
+        # 64 at once: several queries in flight on each socket when the bad replies come.
+        names = [f"spoof-{i}.pool.example." for i in range(64)]
+        replies = udp_blast(t.port, [(n, "A") for n in names], timeout=4.0)
+        for n, m in zip(names, replies):
+            check(m is not None, f"{n}: no answer")
+            eq(m.rcode_name, "NOERROR", f"{n}: rcode")
+            eq([r.data for r in m.answer], ["192.0.2.1"], f"{n}: the real reply only")
+        counts = rec.port_counts("spoof-")
+        check(len(counts) < len(names), f"{len(counts)} ports for {len(names)} queries")
+        # Wrong ID and wrong question are seen and counted; the wrong port never
+        # reaches ternd (the sockets are connected).
+        bad = metric_sum(t.metrics(), "tern_upstream_bad_replies_total")
+        eq(rec.spoofs, len(names), "queries answered with bad replies first")
+        eq(bad, 2 * len(names), "bad replies counted")
+    finally:
+        t.cleanup()
+        rec.stop()
 
 
 # ---------------------------------------------------------------------- DNS over TLS
