@@ -136,7 +136,7 @@ static void teardown(void)
 	free(zone);
 }
 
-TestSuite(hot, .init = setup, .fini = teardown);
+TestSuite(hot);
 
 struct qopts {
 	uint16_t id;
@@ -197,7 +197,7 @@ static size_t ask(const uint8_t *query, size_t len, uint8_t *out)
 	return al;
 }
 
-Test(hot, same_question_is_replayed_byte_for_byte)
+Test(hot, same_question_is_replayed_byte_for_byte, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
 	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A,
@@ -247,7 +247,7 @@ Test(hot, same_question_is_replayed_byte_for_byte)
 	cr_assert_eq(calls, 4);
 }
 
-Test(hot, a_publish_retires_every_answer)
+Test(hot, a_publish_retires_every_answer, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
 	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
@@ -264,7 +264,7 @@ Test(hot, a_publish_retires_every_answer)
 	cr_assert_eq(calls, 2);
 }
 
-Test(hot, a_plugin_that_must_see_every_query_stops_replay)
+Test(hot, a_plugin_that_must_see_every_query_stops_replay, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
 	use_chain(&watcher, &pure_plug);
@@ -275,7 +275,7 @@ Test(hot, a_plugin_that_must_see_every_query_stops_replay)
 	cr_assert_eq(watched, 4);   /* both asks of both rounds */
 }
 
-Test(hot, answers_not_vouched_for_are_not_kept)
+Test(hot, answers_not_vouched_for_are_not_kept, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
 	use_chain(NULL, &impure_plug);
@@ -285,7 +285,7 @@ Test(hot, answers_not_vouched_for_are_not_kept)
 	cr_assert_eq(calls, 2);
 }
 
-Test(hot, a_client_that_takes_less_gets_the_truncated_answer)
+Test(hot, a_client_that_takes_less_gets_the_truncated_answer, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
 	/* 60 A records: ~1000 bytes, kept for an EDNS client of 1232. */
@@ -311,7 +311,7 @@ Test(hot, a_client_that_takes_less_gets_the_truncated_answer)
 	cr_assert_eq(knot_wire_get_ancount(a), 60);
 }
 
-Test(hot, ttl_counts_down_and_the_answer_expires)
+Test(hot, ttl_counts_down_and_the_answer_expires, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
 	ttl_base = now;
@@ -338,7 +338,7 @@ Test(hot, ttl_counts_down_and_the_answer_expires)
 	now = 1000000;
 }
 
-Test(hot, counters_handed_over_are_bumped_on_replay)
+Test(hot, counters_handed_over_are_bumped_on_replay, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
 	size_t ql = make_query(q, "v.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
@@ -351,7 +351,7 @@ Test(hot, counters_handed_over_are_bumped_on_replay)
 	cr_assert_eq(atomic_load(&counter), 5);
 }
 
-Test(hot, odd_queries_take_the_chain_and_get_its_answer)
+Test(hot, odd_queries_take_the_chain_and_get_its_answer, .init = setup, .fini = teardown)
 {
 	uint8_t q[600], a[65535], in[600];
 	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
@@ -395,7 +395,7 @@ Test(hot, odd_queries_take_the_chain_and_get_its_answer)
 	cr_assert_eq(calls, 1);
 }
 
-Test(hot, overwritten_answers_are_never_served, .init = setup_tiny)
+Test(hot, overwritten_answers_are_never_served, .init = setup_tiny, .fini = teardown)
 {
 	/* The smallest table holds a few dozen answers: ask for many more names. */
 	uint8_t q[512], a[65535];
@@ -436,7 +436,7 @@ static double sample(const char *text, const char *series)
 	return p ? strtod(p + strlen(series), NULL) : -1;
 }
 
-Test(hot, replays_are_counted_as_the_chain_counts_answers)
+Test(hot, replays_are_counted_as_the_chain_counts_answers, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535], in[512];
 	struct tern_stats_row *row = tern_stats_row_new(77);
