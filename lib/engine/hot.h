@@ -92,8 +92,9 @@ bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
 /**
  * For a plugin whose hooks the replay skips (TERN_HOT_SKIP): bump @p ctr on every
  * replay of this answer, as the plugin did now. Counters must live as long as the
- * plugin instance (a reload retires every kept answer first). false: no room (then
- * the answer is not kept).
+ * plugin instance (a reload retires every kept answer first) and be written by this
+ * worker only (a replay adds with a relaxed load and store). false: no room (then the
+ * answer is not kept).
  */
 static inline bool tern_hot_count(struct tern_req *req, _Atomic uint64_t *ctr)
 {

@@ -21,6 +21,7 @@
 #include "lib/dns/answer.h"
 #include "lib/dns/name.h"
 #include "lib/engine/diag.h"
+#include "lib/engine/hot.h"
 #include "lib/engine/plugin.h"
 #include "lib/engine/req.h"
 #include "lib/engine/view.h"
@@ -76,7 +77,7 @@ struct local {
 
 /* Queries under .localhost. and for localhost.<zone> (CoreDNS does not count localhost.). */
 static struct {
-	_Alignas(64) atomic_uint_fast64_t n;
+	_Alignas(64) _Atomic uint64_t n;
 } localhost_requests[LOCAL_SLOTS];
 
 /* ---- control plane -------------------------------------------------------------- */
@@ -280,10 +281,18 @@ static bool has_localhost_prefix(const knot_dname_t *name)
 	return name[0] == 9 && memcmp(name + 1, "localhost", 9) == 0 && name[10] != 0;
 }
 
-static void count_localhost(const struct tern_req *req)
+/*
+ * A replay of this answer from the hot answers (lib/engine/hot.h) counts it too; their
+ * increments are single-writer, so only a worker that owns its slot lets them.
+ */
+static void count_localhost(struct tern_req *req)
 {
-	atomic_fetch_add_explicit(&localhost_requests[req->worker_id % LOCAL_SLOTS].n, 1,
-	                          memory_order_relaxed);
+	_Atomic uint64_t *n = &localhost_requests[req->worker_id % LOCAL_SLOTS].n;
+	atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
+	if (req->worker_id < LOCAL_SLOTS)
+		tern_hot_count(req, n);
+	else
+		req->hot.deny = true;
 }
 
 static enum tern_verdict local_query(struct tern_req *req, const struct tern_plugin_inst *pi)
@@ -324,6 +333,7 @@ static enum tern_verdict local_query(struct tern_req *req, const struct tern_plu
 }
 
 TERN_PLUGIN_DEFINE(local,
+	.hot = TERN_HOT_SKIP | TERN_HOT_PURE,
 	.init = local_init,
 	.deinit = local_deinit,
 	.metrics = local_metrics,
