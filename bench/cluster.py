@@ -8,10 +8,13 @@ Ctrl-C. It measures, for a generated cluster of 10k (and, without --quick, 100k)
 with 10 endpoints each: the seconds from ternd's start to /ready 200 (list, build, publish),
 ternd's peak RSS and RSS after the sync, the snapshot build histogram and object gauges from
 /metrics, and bytes per service and per endpoint over an empty ternd; then, on the 10k
-cluster, the latency from an API change (applied through the fake's /_control/apply at
-about 100 events/s) to the first UDP answer that shows it; and dnsperf QPS on cluster names
+cluster, the latency from an API change (applied through the fake's /_control/apply at 100
+and at 1000 events/s) to the first UDP answer that shows it; dnsperf QPS on cluster names
 against ternd and against knotd serving the same records from a zone file built from the
-API's own lists. Prints Markdown tables and writes bench/results/cluster-<UTC date>.json.
+API's own lists; and the queries dnsperf loses at a fixed rate while API events at 1000/s
+republish the snapshot (a republish storm). bench/run.py prints the same control-plane
+tables (Bench.suite()). Prints Markdown tables and writes
+bench/results/cluster-<UTC date>.json.
 Usage: bench/cluster.py [--ternd build/daemon/ternd] [--quick]
 """
 
@@ -44,8 +47,14 @@ ENDPOINTS_PER_SVC = 10
 NAMESPACES = 1000
 DNSPERF_CLIENTS = 4
 DNSPERF_THREADS = 2
-LAT_RATE = 100.0          # API events per second
-LAT_SECONDS = 10.0
+# API event -> answer: (events per second, seconds) per run; the storm: API events per
+# second and seconds, under dnsperf at a fixed rate (queries per second).
+LAT_RUNS = ((100.0, 10.0), (1000.0, 5.0))
+LAT_RUNS_QUICK = ((100.0, 2.0), (1000.0, 1.0))
+STORM_RATE = 1000.0
+STORM_SECONDS = 10
+STORM_SECONDS_QUICK = 2
+STORM_QPS = 20000
 LAT_GIVE_UP = 5.0         # an event not visible after this long counts as missed
 SEED = 7
 
@@ -297,6 +306,7 @@ def hist_quantile_bound(h, q):
 
 def hist_summary(h):
     return {"count": int(h["count"]),
+            "sum_ms": round(h["sum"] * 1000, 3),
             "mean_ms": round(h["sum"] / h["count"] * 1000, 3) if h["count"] else None,
             "p50_le_ms": _ms(hist_quantile_bound(h, 0.5)),
             "max_le_ms": _ms(hist_quantile_bound(h, 1.0)),
@@ -319,6 +329,15 @@ def gauges(samples, name, label):
 
 def metric_total(samples, name):
     return sum(v for n, _, v in samples if n == name)
+
+
+def snapshot_delta(before, after):
+    """Snapshots published between two scrapes and their build+publish times."""
+    name = "tern_kubernetes_snapshot_build_seconds"
+    d = hist_delta(histogram(after, name), histogram(before, name))
+    return {"snapshots_published": int(metric_total(after, "tern_kubernetes_snapshots_total")
+                                       - metric_total(before, "tern_kubernetes_snapshots_total")),
+            "snapshot_build": hist_summary(d)}
 
 
 # ---------------------------------------------------------------- fake API and ternd
@@ -380,28 +399,197 @@ class Fake:
             self.proc = None
 
 
-class Control:
-    """POSTs to the fake's control interface, one connection per request: the fake writes
-    a response's headers and body in two sends without TCP_NODELAY, so on a kept-alive
-    connection Nagle's algorithm and the client's delayed ACK add ~40 ms to each request;
-    a new connection starts in quick-ACK mode and answers in well under a millisecond."""
+class KeepAlive:
+    """POSTs to the fake's control interface on one kept-alive connection with TCP_NODELAY
+    (the fake sets it too, through FAKE_SHIM): a request then takes well under a
+    millisecond, where a new connection per request costs a handshake and, without
+    TCP_NODELAY, Nagle's algorithm and the peer's delayed ACK could add ~40 ms."""
 
     def __init__(self, url):
         hp = url.split("//", 1)[1]
-        self.host, self.port = hp.rsplit(":", 1)
+        self.host, port = hp.rsplit(":", 1)
+        self.port = int(port)
+        self.conn = None
+
+    def _connect(self):
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+        self.conn.connect()
+        self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def post(self, path, obj):
         body = json.dumps(obj).encode()
-        conn = http.client.HTTPConnection(self.host, int(self.port), timeout=10)
-        try:
-            conn.request("POST", path, body, {"Content-Type": "application/json"})
-            r = conn.getresponse()
-            data = r.read()
-        finally:
-            conn.close()
+        for attempt in (0, 1):      # the fake may close a kept-alive connection: reopen once
+            try:
+                if self.conn is None:
+                    self._connect()
+                self.conn.request("POST", path, body, {"Content-Type": "application/json"})
+                r = self.conn.getresponse()
+                data = r.read()
+                break
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt:
+                    raise
         if r.status != 200:
             raise BenchError(f"POST {path}: {r.status} {data[:300]!r}")
         return json.loads(data)
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class Changes:
+    """What API events can change in one fake cluster: the headless services with one
+    EndpointSlice (their slice is the template of an endpoint change). Read once per
+    cluster, shared by every Applier on it; each Applier gets a run number that keeps its
+    addresses and service names apart from the earlier runs' (an address already served
+    would be "seen" at once)."""
+
+    def __init__(self, fake):
+        self.url = fake.url
+        svcs = fake.get_json("/api/v1/services")["items"]
+        slices = fake.get_json("/apis/discovery.k8s.io/v1/endpointslices")["items"]
+        self.by_svc = {}
+        for s in slices:
+            svc = s["metadata"].get("labels", {}).get("kubernetes.io/service-name")
+            self.by_svc.setdefault((s["metadata"]["namespace"], svc), []).append(s)
+        self.headless = [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in svcs
+                         if s["spec"].get("clusterIP") == "None"
+                         and len(self.by_svc.get((s["metadata"]["namespace"],
+                                                  s["metadata"]["name"]), [])) == 1]
+        random.Random(SEED).shuffle(self.headless)
+        if not self.headless:
+            raise BenchError("no headless service with one slice in the generated cluster")
+        self.names = [f"{s['metadata']['name']}.{s['metadata']['namespace']}.svc.{ZONE}"
+                      for s in svcs]
+        self.runs = 0
+
+
+class Applier:
+    """API events at @rate per second for @seconds through the fake's /_control/apply and
+    /_control/delete: 80 % replace the address of one endpoint of a headless service's
+    slice (with a fresh last-change-trigger-time), 10 % create a ClusterIP service, 10 %
+    delete one created before (once an answer showed it, or with @confirm_on_apply once the
+    API accepted it). Event k is due at start + k/rate and is sent by thread k % @threads,
+    each with its own connection, so that a rate above one request's round trip holds.
+    Each applied event goes to @out (when given) as {kind, qname, want, t0, key}: want is
+    ("ip", address), ("a",) or ("nx",), t0 the monotonic time just before the request."""
+
+    def __init__(self, changes, rate, seconds, out=None, threads=4, confirm_on_apply=False):
+        self.ch, self.rate, self.out = changes, float(rate), out
+        self.total = int(rate * seconds)
+        if self.total > 65536:
+            raise BenchError("an Applier run is limited to 65536 events (unique addresses)")
+        changes.runs += 1
+        self.run_no = changes.runs
+        self.threads = max(1, min(threads, self.total))
+        self.confirm_on_apply = confirm_on_apply
+        self.confirmed = []         # created services seen in answers, to delete later
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.applied, self.apply_ms, self.error = 0, [], None
+        self.elapsed = None
+        self.master = None
+
+    def confirm(self, key):
+        with self.lock:
+            self.confirmed.append(key)
+
+    def event(self, k):
+        """The request of event k: (kind, qname, want, key, path, body)."""
+        kind = "create" if k % 10 == 8 else "delete" if k % 10 == 9 else "endpoints"
+        if kind == "delete":
+            with self.lock:
+                victim = self.confirmed.pop(0) if self.confirmed else None
+            if victim is None:
+                kind = "endpoints"
+            else:
+                ns, name = victim
+                return (kind, f"{name}.{ns}.svc.{ZONE}", ("nx",), victim, "/_control/delete",
+                        {"kind": "Service", "namespace": ns, "name": name})
+        if kind == "create":
+            ns, name = "gen-0000", f"bench-r{self.run_no}-{k}"
+            return (kind, f"{name}.{ns}.svc.{ZONE}", ("a",), (ns, name), "/_control/apply",
+                    {"kind": "Service", "apiVersion": "v1",
+                     "metadata": {"name": name, "namespace": ns},
+                     "spec": {"ports": [{"name": "http", "port": 80}]}})
+        ns, name = self.ch.headless[k % len(self.ch.headless)]
+        sl = json.loads(json.dumps(self.ch.by_svc[(ns, name)][0]))
+        new_ip = f"10.{200 + self.run_no % 50}.{(k >> 8) & 255}.{k & 255}"
+        sl["kind"], sl["apiVersion"] = "EndpointSlice", "discovery.k8s.io/v1"
+        sl["metadata"].pop("resourceVersion", None)
+        sl["metadata"].setdefault("annotations", {})[
+            "endpoints.kubernetes.io/last-change-trigger-time"] = \
+            datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        sl["endpoints"][0]["addresses"] = [new_ip]
+        return (kind, f"{name}.{ns}.svc.{ZONE}", ("ip", new_ip), (ns, name),
+                "/_control/apply", sl)
+
+    def worker(self, i, start):
+        conn = KeepAlive(self.ch.url)
+        try:
+            for k in range(i, self.total, self.threads):
+                if self.stop.is_set() or self.error:
+                    break
+                delay = start + k / self.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                kind, qname, want, key, path, body = self.event(k)
+                t0 = time.monotonic()
+                conn.post(path, body)
+                t1 = time.monotonic()
+                with self.lock:
+                    self.applied += 1
+                    self.apply_ms.append((t1 - t0) * 1000)
+                if kind == "create" and self.confirm_on_apply:
+                    self.confirm(key)
+                if self.out is not None:
+                    self.out.put({"kind": kind, "qname": qname, "want": want, "t0": t0,
+                                  "key": key})
+        except Exception as e:      # reported by the caller (wait())
+            self.error = self.error or repr(e)
+        finally:
+            conn.close()
+
+    def run_all(self):
+        start = time.monotonic()
+        ws = [threading.Thread(target=self.worker, args=(i, start), daemon=True)
+              for i in range(self.threads)]
+        for w in ws:
+            w.start()
+        for w in ws:
+            w.join()
+        self.elapsed = time.monotonic() - start
+        if self.out is not None:
+            self.out.put(None)
+
+    def start(self):
+        self.master = threading.Thread(target=self.run_all, daemon=True)
+        self.master.start()
+        return self
+
+    def wait(self, timeout=30):
+        self.master.join(timeout)
+        if self.error:
+            raise BenchError(f"applying API events failed: {self.error}")
+
+    def summary(self):
+        return {"events": self.applied, "rate_target_per_s": self.rate,
+                "seconds": round(self.elapsed or 0, 2),
+                "rate_per_s": round(self.applied / self.elapsed, 1) if self.elapsed else None,
+                "threads": self.threads,
+                "apply_rtt_ms_p50": round(pct(self.apply_ms, 50), 3),
+                "apply_rtt_ms_p99": round(pct(self.apply_ms, 99), 3)}
+
+
+def answer_shows(want, rc, ans):
+    if want[0] == "ip":
+        return rc == "NOERROR" and any(a[1] == 1 and a[2] == want[1] for a in ans)
+    if want[0] == "a":
+        return rc == "NOERROR" and any(a[1] == 1 for a in ans)
+    return rc == "NXDOMAIN"
 
 
 class Ternd:
@@ -461,20 +649,26 @@ servers:
 # ---------------------------------------------------------------- the benchmark
 
 class Bench:
-    def __init__(self, args):
-        self.ternd = os.path.abspath(args.ternd)
-        self.quick = args.quick
-        self.procs = Procs()
-        self.ports = set()
-        self.work = tempfile.mkdtemp(prefix="tern-cluster-bench.")
+    """The measurements; run.py's control-plane section uses them with its own process
+    registry, port set and a directory of its work dir (@procs, @ports, @work)."""
+
+    def __init__(self, ternd, quick, procs=None, ports=None, work=None):
+        self.ternd = os.path.abspath(ternd)
+        self.quick = quick
+        self.procs = procs if procs is not None else Procs()
+        self.ports = ports if ports is not None else set()
+        self.own_work = work is None
+        self.work = work or tempfile.mkdtemp(prefix="tern-cluster-bench.")
+        os.makedirs(self.work, exist_ok=True)
         self.res = {}
 
     # 1. control plane ------------------------------------------------------------
-    def control_plane(self, n, keep=False):
-        """Start a fake with @n services and a ternd on it; measure the sync."""
+    def control_plane(self, n, keep=False, namespaces=NAMESPACES):
+        """Start a fake with @n services (@namespaces namespaces) and a ternd on it;
+        measure the sync."""
         tag = str(n) if n else "empty"
         args = ["--generate", f"{n}:{ENDPOINTS_PER_SVC}", "--gen-namespaces",
-                str(NAMESPACES)] if n else []
+                str(namespaces)] if n else []
         fake = Fake(self, tag, args).start()
         log(f"fake API ({tag}) up in {fake.start_s:.2f}s at {fake.url}")
         t = Ternd(self, tag, fake.url)
@@ -486,6 +680,7 @@ class Bench:
         m = t.metrics()
         build = histogram(m, "tern_kubernetes_snapshot_build_seconds")
         r = {"services_generated": n, "endpoints_per_service": ENDPOINTS_PER_SVC if n else 0,
+             "namespaces_generated": namespaces if n else 0,
              "fake_start_s": round(fake.start_s, 3), "ready_s": round(ready_s, 3),
              "ternd_cpu_s_at_ready": round(cpu_at_ready, 2),
              "peak_rss_bytes": st["VmHWM"], "peak_rss_at_ready_bytes": peak_at_ready,
@@ -502,99 +697,20 @@ class Bench:
         return r, None, None
 
     # 2. API event -> answer latency ------------------------------------------------
-    def latency(self, fake, t):
-        svcs = fake.get_json("/api/v1/services")["items"]
-        slices = fake.get_json("/apis/discovery.k8s.io/v1/endpointslices")["items"]
-        by_svc = {}
-        for s in slices:
-            svc = s["metadata"].get("labels", {}).get("kubernetes.io/service-name")
-            by_svc.setdefault((s["metadata"]["namespace"], svc), []).append(s)
-        headless = [(s["metadata"]["namespace"], s["metadata"]["name"]) for s in svcs
-                    if s["spec"].get("clusterIP") == "None"
-                    and len(by_svc.get((s["metadata"]["namespace"], s["metadata"]["name"]),
-                                       [])) == 1]
-        rnd = random.Random(SEED)
-        rnd.shuffle(headless)
-        if not headless:
-            raise BenchError("no headless service with one slice in the generated cluster")
+    def latency(self, changes, t, rate, seconds):
+        """The time from an API change (Applier at @rate/s for @seconds) to the first UDP
+        answer of ternd that shows it: every changed name is asked each millisecond."""
         before = t.metrics()
         work = queue.Queue()
-        confirmed = []          # created services seen in answers, to delete later
-        lock = threading.Lock()
-        ctl = Control(fake.url)
-        stop = threading.Event()
-        applied = {"n": 0, "apply_ms": [], "error": None}
-        total = int(LAT_RATE * LAT_SECONDS)
-
-        def applier():
-            try:
-                start = time.monotonic()
-                hi = 0
-                for k in range(total):
-                    if stop.is_set():
-                        break
-                    delay = start + k / LAT_RATE - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                    kind = ("create" if k % 10 == 8 else "delete" if k % 10 == 9
-                            else "endpoints")
-                    victim = None
-                    if kind == "delete":
-                        with lock:
-                            victim = confirmed.pop(0) if confirmed else None
-                        if victim is None:
-                            kind = "endpoints"
-                    if kind == "endpoints":
-                        ns, name = headless[hi % len(headless)]
-                        hi += 1
-                        sl = json.loads(json.dumps(by_svc[(ns, name)][0]))
-                        new_ip = f"10.{200 + (k >> 16)}.{(k >> 8) & 255}.{k & 255}"
-                        sl["kind"], sl["apiVersion"] = "EndpointSlice", "discovery.k8s.io/v1"
-                        sl["metadata"].pop("resourceVersion", None)
-                        sl["metadata"].setdefault("annotations", {})[
-                            "endpoints.kubernetes.io/last-change-trigger-time"] = \
-                            datetime.datetime.now(datetime.timezone.utc).strftime(
-                                "%Y-%m-%dT%H:%M:%S.%fZ")
-                        sl["endpoints"][0]["addresses"] = [new_ip]
-                        qname = f"{name}.{ns}.svc.{ZONE}"
-                        check = (lambda ip: lambda rc, ans: rc == "NOERROR" and any(
-                            a[1] == 1 and a[2] == ip for a in ans))(new_ip)
-                        body, path = sl, "/_control/apply"
-                    elif kind == "create":
-                        ns, name = "gen-0000", f"bench-lat-{k}"
-                        qname = f"{name}.{ns}.svc.{ZONE}"
-                        check = lambda rc, ans: rc == "NOERROR" and any(a[1] == 1 for a in ans)
-                        body = {"kind": "Service", "apiVersion": "v1",
-                                "metadata": {"name": name, "namespace": ns},
-                                "spec": {"ports": [{"name": "http", "port": 80}]}}
-                        path = "/_control/apply"
-                    else:
-                        ns, name = victim
-                        qname = f"{name}.{ns}.svc.{ZONE}"
-                        check = lambda rc, ans: rc == "NXDOMAIN"
-                        body = {"kind": "Service", "namespace": ns, "name": name}
-                        path = "/_control/delete"
-                    t0 = time.monotonic()
-                    ctl.post(path, body)
-                    t1 = time.monotonic()
-                    applied["apply_ms"].append((t1 - t0) * 1000)
-                    applied["n"] += 1
-                    work.put({"kind": kind, "qname": qname, "check": check, "t0": t0,
-                              "key": (ns, name)})
-                applied["elapsed"] = time.monotonic() - start
-            except Exception as e:          # reported by the poller's caller
-                applied["error"] = repr(e)
-            finally:
-                work.put(None)
-
-        th = threading.Thread(target=applier, daemon=True)
+        ap = Applier(changes, rate, seconds, out=work)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.connect(("127.0.0.1", t.port))
         sock.setblocking(False)
         pending, lat, missed = {}, {}, {}
         next_id, done_feeding = 1, False
-        log(f"latency: {total} API events at {LAT_RATE:.0f}/s, polling every 1 ms")
-        th.start()
+        log(f"latency: {ap.total} API events at {rate:.0f}/s ({ap.threads} threads), "
+            "polling every 1 ms")
+        ap.start()
         try:
             while not done_feeding or pending:
                 while True:
@@ -634,41 +750,58 @@ class Bench:
                     except (ValueError, IndexError, struct.error):
                         continue
                     it = pending.get(qid)
-                    if it and it["check"](rc, ans):
+                    if it and answer_shows(it["want"], rc, ans):
                         del pending[qid]
                         lat.setdefault(it["kind"], []).append((got - it["t0"]) * 1000)
                         if it["kind"] == "create":
-                            with lock:
-                                confirmed.append(it["key"])
+                            ap.confirm(it["key"])
                 if not pending and not done_feeding:
                     time.sleep(0.0005)
         finally:
-            stop.set()
-            th.join(10)
+            ap.stop.set()
+            ap.master.join(30)
             sock.close()
-        if applied["error"]:
-            raise BenchError(f"applying API events failed: {applied['error']}")
-        time.sleep(0.5)
+        ap.wait(1)
+        time.sleep(0.2)
         after = t.metrics()
         allv = [v for vs in lat.values() for v in vs]
-        out = {"events": applied["n"], "seconds": round(applied.get("elapsed", 0), 2),
-               "rate_per_s": round(applied["n"] / applied["elapsed"], 1)
-               if applied.get("elapsed") else None,
-               "apply_rtt_ms_p50": round(pct(applied["apply_ms"], 50), 3),
-               "all": lat_summary(allv), "missed": missed,
+        out = {**ap.summary(), "all": lat_summary(allv), "missed": missed,
                "by_kind": {k: lat_summary(v) for k, v in sorted(lat.items())},
                "raw_ms": {k: [round(x, 2) for x in v] for k, v in sorted(lat.items())}}
-        db = hist_delta(histogram(after, "tern_kubernetes_snapshot_build_seconds"),
-                        histogram(before, "tern_kubernetes_snapshot_build_seconds"))
-        out["snapshots_published"] = int(metric_total(after, "tern_kubernetes_snapshots_total")
-                                         - metric_total(before,
-                                                        "tern_kubernetes_snapshots_total"))
-        out["snapshot_build"] = hist_summary(db)
+        out.update(snapshot_delta(before, after))
         prog = hist_delta(
             histogram(after, "coredns_kubernetes_dns_programming_duration_seconds"),
             histogram(before, "coredns_kubernetes_dns_programming_duration_seconds"))
         out["dns_programming_duration"] = hist_summary(prog)
-        log(f"latency: {out['all']}, missed {missed}")
+        log(f"latency at {rate:.0f}/s: {out['all']}, missed {missed}, achieved "
+            f"{out['rate_per_s']}/s")
+        return out
+
+    def storm(self, changes, t, rate, seconds, qps):
+        """dnsperf at a fixed @qps on the cluster's names while API events arrive at
+        @rate/s (each change is published in a new snapshot, bursts batched): queries
+        lost while snapshots are swapped under the workers (must be none)."""
+        rnd = random.Random(SEED + 3)
+        qfile = os.path.join(self.work, f"storm-{changes.runs + 1}.txt")
+        with open(qfile, "w") as f:
+            f.write("\n".join(f"{rnd.choice(changes.names)} A" for _ in range(20000)) + "\n")
+        before = t.metrics()
+        ap = Applier(changes, rate, seconds, confirm_on_apply=True)
+        log(f"storm: {ap.total} API events at {rate:.0f}/s under dnsperf at {qps} q/s")
+        try:
+            perf = self.dnsperf("ternd-storm", t.port, qfile, int(seconds), qps=qps,
+                                during=ap.start)
+        finally:
+            ap.stop.set()
+            if ap.master:
+                ap.master.join(30)
+        ap.wait(1)
+        time.sleep(0.2)
+        after = t.metrics()
+        out = {**ap.summary(), "offered_qps": qps, "dnsperf": perf}
+        out.update(snapshot_delta(before, after))
+        log(f"storm: {out['snapshots_published']} snapshots published, dnsperf sent "
+            f"{perf['sent']} lost {perf['lost']}")
         return out
 
     # 3. dnsperf against ternd and knotd ------------------------------------------------
@@ -814,13 +947,19 @@ zone:
                 diffs.append({"query": line, "ternd": ra, "knotd": rb})
         return checked, diffs
 
-    def dnsperf(self, name, port, qfile, seconds):
+    def dnsperf(self, name, port, qfile, seconds, qps=None, during=None):
+        """dnsperf for @seconds (at most @qps queries/s when given); @during() is called
+        once dnsperf runs (the storm starts its API events there)."""
         out = os.path.join(self.work, f"{name}.perf")
         argv = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", qfile, "-l", str(seconds),
                 "-c", str(DNSPERF_CLIENTS), "-T", str(DNSPERF_THREADS), "-q", "500", "-t", "2"]
+        if qps:
+            argv += ["-Q", str(qps)]
         with open(out, "w") as fo:
             p = self.procs.start(f"dnsperf ({name})", argv, fo, subprocess.STDOUT)
             try:
+                if during is not None:
+                    during()
                 rc = p.wait(seconds + 60)
             finally:
                 self.procs.stop_one(p)
@@ -872,35 +1011,54 @@ zone:
                 "ternd": agg["ternd"], "knotd": agg["knotd"], "ratio_qps": round(ratio, 4)}
 
     # driver ---------------------------------------------------------------------
-    def run(self):
-        t_start = time.monotonic()
-        empty, _, _ = self.control_plane(0)
-        self.res["empty"] = empty
-        sizes = [10000] if self.quick else [10000, 100000]
-        self.res["clusters"] = {}
-        for n in sizes:
-            r, fake, t = self.control_plane(n, keep=(n == 10000))
-            self.res["clusters"][str(n)] = r
-            if n == 10000:
-                self.res["latency"] = self.latency(fake, t)
-                time.sleep(0.5)
-                self.res["dnsperf"] = self.throughput(fake, t)
+    def suite(self, sizes, lat_runs, storm_seconds, between=None):
+        """The control plane: an empty cluster, then each of @sizes services; on the first
+        size also the event->answer latency for each (rate, seconds) of @lat_runs, then
+        @between(fake, ternd) (cluster.py's dnsperf against knotd; its dict is merged into
+        the result), then the republish storm for @storm_seconds."""
+        res = {"clusters": {}, "latency": {}}
+        res["empty"], _, _ = self.control_plane(0)
+        for i, n in enumerate(sizes):
+            r, fake, t = self.control_plane(n, keep=(i == 0),
+                                            namespaces=min(NAMESPACES, max(1, n // 10)))
+            res["clusters"][str(n)] = r
+            if i:
+                continue
+            try:
+                changes = Changes(fake)
+                for rate, secs in lat_runs:
+                    res["latency"][str(int(rate))] = self.latency(changes, t, rate, secs)
+                    time.sleep(0.3)
+                if between is not None:
+                    res.update(between(fake, t))
+                res["storm"] = self.storm(changes, t, STORM_RATE, storm_seconds, STORM_QPS)
+            finally:
                 t.stop()
                 fake.stop()
-        for r in self.res["clusters"].values():
-            delta = r["rss_after_sync_bytes"] - empty["rss_after_sync_bytes"]
+        base = res["empty"]["rss_after_sync_bytes"]
+        for r in res["clusters"].values():
+            delta = r["rss_after_sync_bytes"] - base
             svc = r["objects"].get("services") or r["services_generated"]
             ep = r["objects"].get("endpoints") or 0
             r["rss_over_empty_bytes"] = delta
             r["bytes_per_service"] = round(delta / svc) if svc else None
             r["bytes_per_endpoint"] = round(delta / ep) if ep else None
+        return res
+
+    def run(self):
+        t_start = time.monotonic()
+        self.res = self.suite([10000] if self.quick else [10000, 100000],
+                              LAT_RUNS_QUICK if self.quick else LAT_RUNS,
+                              STORM_SECONDS_QUICK if self.quick else STORM_SECONDS,
+                              between=lambda fake, t: {"dnsperf": self.throughput(fake, t)})
         self.res["total_s"] = round(time.monotonic() - t_start, 1)
 
     def cleanup(self):
         signal.signal(signal.SIGINT, signal.SIG_IGN)    # a second Ctrl-C must not cut it short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         self.procs.stop_all()
-        shutil.rmtree(self.work, ignore_errors=True)
+        if self.own_work:
+            shutil.rmtree(self.work, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- report
@@ -929,43 +1087,71 @@ def mib(b):
     return f"{b / 1048576:.1f}"
 
 
-def report(res):
-    print("## Control plane (ternd workers: 2, fake API on loopback)\n")
+def _k(n):
+    n = int(n)
+    return "empty" if not n else f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def report_control_plane(res, h="##"):
+    """Markdown tables of suite()'s result (also printed by run.py)."""
+    print(f"{h} Control plane: sync (ternd workers: 2, fake API on loopback)\n")
     print("| cluster | services | endpoints | namespaces | start→/ready (s) | ternd CPU (s) "
-          "| peak RSS (MiB) | RSS after sync (MiB) | snapshots | build mean (ms) "
+          "| peak RSS (MiB) | RSS after sync (MiB) | snapshots | build+publish (ms) "
           "| build max ≤ (ms) | B/service | B/endpoint |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
           "| ---: |")
-    rows = [("empty", res["empty"])] + [(f"{int(k) // 1000}k", v)
-                                         for k, v in res["clusters"].items()]
+    rows = [("empty", res["empty"])] + [(_k(k), v) for k, v in res["clusters"].items()]
     for label, r in rows:
         o, b = r["objects"], r["snapshot_build"]
         print(f"| {label} | {o.get('services', 0)} | {o.get('endpoints', 0)} "
               f"| {o.get('namespaces', 0)} | {r['ready_s']:.3f} | {r['ternd_cpu_s_at_ready']:.2f} "
               f"| {mib(r['peak_rss_bytes'])} "
               f"| {mib(r['rss_after_sync_bytes'])} | {r['snapshots']} "
-              f"| {b['mean_ms'] if b['mean_ms'] is not None else '-'} "
+              f"| {b['sum_ms'] if b['count'] else '-'} "
               f"| {b['max_le_ms'] if b['max_le_ms'] is not None else '-'} "
               f"| {r.get('bytes_per_service') or '-'} | {r.get('bytes_per_endpoint') or '-'} |")
     print("\nternd CPU: user + system seconds used by ternd up to /ready 200 (the rest of "
-          "start→/ready is waiting for the fake API). Build: "
-          "tern_kubernetes_snapshot_build_seconds. B/service and B/endpoint both divide the "
-          "whole RSS growth over the empty ternd (after sync) by the count.\n")
-    lat = res["latency"]
-    print(f"## API event → answer (10k cluster, {lat['events']} events in {lat['seconds']} s, "
-          f"{lat['rate_per_s']}/s; apply RTT p50 {lat['apply_rtt_ms_p50']} ms)\n")
-    print("| change | events | p50 (ms) | p99 (ms) | max (ms) | missed |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for k, v in list(lat["by_kind"].items()) + [("all", lat["all"])]:
-        miss = sum(lat["missed"].values()) if k == "all" else lat["missed"].get(k, 0)
-        if v["n"]:
-            print(f"| {k} | {v['n']} | {v['p50_ms']} | {v['p99_ms']} | {v['max_ms']} | {miss} |")
-        else:
-            print(f"| {k} | 0 | - | - | - | {miss} |")
-    sb, pd = lat["snapshot_build"], lat["dns_programming_duration"]
-    print(f"\nSnapshots published during the run: {lat['snapshots_published']}, build mean "
-          f"{sb['mean_ms']} ms; dns_programming_duration: {pd['count']} slices, mean "
-          f"{pd['mean_ms']} ms, p50 ≤ {pd['p50_le_ms']} ms.\n")
+          "start→/ready is waiting for the fake API). build+publish: the summed "
+          "tern_kubernetes_snapshot_build_seconds of the snapshots published up to then "
+          "(snapshots: how many); build max: the histogram bucket of the slowest. "
+          "B/service and B/endpoint both divide the whole RSS growth over the empty ternd "
+          "(after sync) by the count.\n")
+    first = _k(next(iter(res["clusters"]), 0))
+    print(f"{h} Control plane: API event → answer ({first} cluster; 80% endpoint changes, "
+          "10% creates, 10% deletes; every changed name asked each ms)\n")
+    print("| events/s (target) | events/s (achieved) | events | p50 (ms) | p99 (ms) "
+          "| max (ms) | missed | p50/p99 by kind (ms) | apply RTT p50 (ms) | snapshots "
+          "| build mean (ms) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+    for rate, lat in res["latency"].items():
+        a = lat["all"]
+        kinds = ", ".join(f"{k} {v['p50_ms']}/{v['p99_ms']}" for k, v in lat["by_kind"].items()
+                          if v["n"])
+        print(f"| {rate} | {lat['rate_per_s']} | {lat['events']} | {a.get('p50_ms', '-')} "
+              f"| {a.get('p99_ms', '-')} | {a.get('max_ms', '-')} "
+              f"| {sum(lat['missed'].values())} | {kinds} | {lat['apply_rtt_ms_p50']} "
+              f"| {lat['snapshots_published']} | {lat['snapshot_build']['mean_ms']} |")
+    print("\nLatency runs from just before the apply request is sent (its round trip, "
+          "reported, and any wait of ternd's before it publishes) to the first answer "
+          f"that shows the change; not visible after {LAT_GIVE_UP:.0f} s: missed.\n")
+    st = res.get("storm")
+    if st:
+        d = st["dnsperf"]
+        print(f"{h} Control plane: dnsperf during a republish storm ({first} cluster)\n")
+        print("| events/s (achieved) | seconds | snapshots published | build mean (ms) "
+              "| dnsperf offered q/s | QPS | sent | lost | avg latency (ms) |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print(f"| {st['rate_per_s']} | {st['seconds']} | {st['snapshots_published']} "
+              f"| {st['snapshot_build']['mean_ms']} | {st['offered_qps']} | {d['qps']:.0f} "
+              f"| {d['sent']} | **{d['lost']}** | {d['avg_latency_ms']:.3f} |")
+        print(f"\nAPI events at {STORM_RATE:.0f}/s (each change published in a new snapshot, "
+              "bursts batched) while "
+              f"dnsperf (-c {DNSPERF_CLIENTS} -T {DNSPERF_THREADS} -Q {st['offered_qps']}) "
+              "asks for the cluster's service names; lost must be 0.\n")
+
+
+def report(res):
+    report_control_plane(res)
     d = res["dnsperf"]
     print(f"## dnsperf on cluster names (10k cluster; {len(d['order'])} runs of "
           f"{d['seconds_per_run']} s, order {'/'.join(d['order'])}; -c {d['clients']} "
@@ -1023,7 +1209,7 @@ def main():
         if not shutil.which(tool) and not os.access(f"/usr/sbin/{tool}", os.X_OK):
             sys.exit(f"cluster.py: {tool} is required (Debian: dnsperf, knot)")
 
-    bench = Bench(args)
+    bench = Bench(args.ternd, args.quick)
     rc = run_guarded(bench, "cluster.py")
     if rc is not None:
         return rc
@@ -1036,8 +1222,10 @@ def main():
                                           "--version"])},
            "settings": {"endpoints_per_service": ENDPOINTS_PER_SVC,
                         "namespaces": NAMESPACES, "ternd_workers": 2, "knotd_udp_workers": 2,
-                        "ttl": TTL, "latency_rate_per_s": LAT_RATE,
-                        "latency_seconds": LAT_SECONDS, "seed": SEED,
+                        "ttl": TTL,
+                        "latency_runs": LAT_RUNS_QUICK if bench.quick else LAT_RUNS,
+                        "storm_rate_per_s": STORM_RATE, "storm_qps": STORM_QPS,
+                        "seed": SEED,
                         "fake_tcp_nodelay": True},
            **res}
     report(res)

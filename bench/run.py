@@ -13,9 +13,15 @@ worker (the per-core figure; plus ternd with 2 workers, unpinned), the generator
 Per server and workload: QPS with dnsperf and bench/gen's tern-loadgen (closed loop), CPU
 us/query from /proc/PID/stat and its ratio to the reflector's, lost queries, latency at a
 fixed offered load (open loop), peak RSS, and for ternd user-space instructions/query from
-callgrind. Medians of interleaved repetitions. Prints Markdown tables on stdout and writes
-bench/results/bench-<UTC date>.json. Usage: bench/run.py [--quick] [--build-dir build]
-[--only a,b,c,d] [--reps N] [--seconds S] [--check]
+callgrind (measured warm: one pass of the workload's query file first). Medians of
+interleaved repetitions. Then a scaling run (ternd with N workers and the reflector with N
+threads, unpinned, N = 1, 2, 4, ... up to the core count), the control plane from
+bench/cluster.py (sync time and RSS for 10k and 100k services, bytes per object,
+API-event-to-answer latency at 100 and 1000 events/s, dnsperf loss during a republish
+storm), and issue 5's targets next to the measured figures (printed, never asserted).
+Prints Markdown tables on stdout and writes bench/results/bench-<UTC date>.json.
+Usage: bench/run.py [--quick] [--build-dir build] [--only abcdsp] [--reps N] [--seconds S]
+[--check]
 """
 
 import argparse
@@ -138,11 +144,19 @@ class Server:
         self.logfile = os.path.join(bench.work, f"{name}.log")
 
     def start(self, timeout=None):
-        timeout = timeout or (120.0 if self.name.startswith("ternd") else 30.0)
+        return self.launch().wait_ready(timeout)
+
+    def launch(self):
         argv = (["taskset", "-c", SERVER_CPU] if self.pin else []) + self.argv
         with open(self.logfile, "w") as fe:
             self.proc = self.bench.procs.start(self.name, argv, fe, subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
+        self.launched = time.monotonic()
+        return self
+
+    def wait_ready(self, timeout=None):
+        """Until the probe query gets an accepted answer, @timeout from the launch."""
+        timeout = timeout or (120.0 if self.name.startswith("ternd") else 30.0)
+        deadline = self.launched + timeout
         name, qtype = self.probe[:2]
         accept = self.probe[2] if len(self.probe) > 2 else ("NOERROR", "NXDOMAIN")
         while time.monotonic() < deadline:
@@ -456,6 +470,8 @@ class Bench:
         self.services = 2000 if self.quick else 10000
         self.n_ext = 10000
         self.upstream_port = None
+        # A lost query holds the end of a run for the whole timeout: --quick waits less.
+        self.lg_timeout = ["-t", "500"] if self.quick else []
         self.res = {"workloads": {}, "errors": []}
 
     # helpers -----------------------------------------------------------------------
@@ -468,18 +484,52 @@ class Bench:
     def port(self):
         return free_port(self.ports)
 
-    def loadgen_run(self, port, qfile, extra, timeout=60):
-        argv = ["taskset", "-c", GEN_CPU, self.loadgen, "-p", str(port), "-d", qfile] + extra
+    def loadgen_argv(self, port, qfile, extra, pin=GEN_CPU):
+        return ((["taskset", "-c", pin] if pin else []) +
+                [self.loadgen, "-p", str(port), "-d", qfile] + extra)
+
+    def loadgen_run(self, port, qfile, extra, timeout=60, pin=GEN_CPU):
+        argv = self.loadgen_argv(port, qfile, extra, pin)
         out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         if out.returncode != 0:
             raise BenchError(f"tern-loadgen {' '.join(extra)} failed ({out.returncode}): "
                              f"{out.stderr.strip()}")
         return json.loads(out.stdout)
 
+    def loadgen_many(self, port, qfile, extra, k, timeout=60):
+        """@k unpinned tern-loadgen processes at once (one generator thread saturates
+        before many server threads do); their counts summed, QPS summed."""
+        if k <= 1:
+            return self.loadgen_run(port, qfile, extra, timeout, pin=None)
+        procs = []
+        try:
+            for _ in range(k):
+                procs.append(subprocess.Popen(self.loadgen_argv(port, qfile, extra, None),
+                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                              text=True))
+            outs = []
+            for p in procs:
+                so, se = p.communicate(timeout=timeout)
+                if p.returncode != 0:
+                    raise BenchError(f"tern-loadgen {' '.join(extra)} failed "
+                                     f"({p.returncode}): {se.strip()}")
+                outs.append(json.loads(so))
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        tot = {k2: sum(o[k2] for o in outs) for k2 in ("sent", "received", "lost", "qps")}
+        rc = {}
+        for o in outs:
+            for k2, v in o["rcodes"].items():
+                rc[k2] = rc.get(k2, 0) + v
+        return {**tot, "rcodes": rc, "generators": k, "each": outs}
+
     def dnsperf_run(self, port, qfile, seconds):
         argv = ["taskset", "-c", GEN_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port),
                 "-d", qfile, "-l", str(seconds), "-c", "4", "-T", "1", "-q", "500",
-                "-t", "2"]
+                "-t", "1" if self.quick else "2"]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
         text = out.stdout + out.stderr
         if out.returncode != 0:
@@ -499,7 +549,7 @@ class Bench:
     def measure(self, srv, wl):
         """Closed loop (max QPS, CPU/query), open loop at FIXED_RATE (latency), dnsperf."""
         secs = self.seconds
-        extra_u = ["-U"] if wl["unique"] else []
+        extra_u = (["-U"] if wl["unique"] else []) + self.lg_timeout
         pid = srv.proc.pid
         c0, drops0 = tree_cpu(pid), udp_rcvbuf_errors()
         closed = self.loadgen_run(srv.port, wl["qfile"],
@@ -529,7 +579,10 @@ class Bench:
     def callgrind(self, wl, who, argv, port, probe, warm, count):
         """User-space instructions per query of @argv (one worker, one process) on @count
         queries of the workload's file, one query in flight (deterministic batching), and
-        the functions that spend the most of them."""
+        the functions that spend the most of them. @warm: the passes sent before the
+        counters are reset, [(query file, queries)] (a cache's names; for ternd also one
+        pass over the workload's query file, so that what is measured is the steady state
+        dnsperf sees, per-worker tables of hot answers filled)."""
         if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
             return {"error": "valgrind not installed"}
         d = self.cfg.dir(f"callgrind-{wl['key']}-{who}")
@@ -540,9 +593,12 @@ class Bench:
         try:
             srv.start(timeout=180)
             extra_u = ["-U"] if wl["unique"] else []
-            if warm:
-                self.loadgen_run(port, wl["warm"], ["-n", str(warm), "-w", "4", "-l", "120"],
-                                 timeout=300)
+            for wfile, n in warm:
+                t0 = time.monotonic()
+                w = self.loadgen_run(port, wfile, ["-n", str(n), "-w", "16", "-l", "120"],
+                                     timeout=300)
+                log(f"callgrind {who}: warm pass of {n} queries ({os.path.basename(wfile)}) "
+                    f"in {time.monotonic() - t0:.1f} s, {w['lost']} lost")
             # A dump resets the counters: the next one holds only the measured queries.
             subprocess.run(["callgrind_control", "-d", str(srv.proc.pid)],
                            capture_output=True, timeout=60, check=True)
@@ -563,6 +619,7 @@ class Bench:
             if ir is None:
                 return {"error": f"no callgrind dump (files {new})"}
             return {"queries": count, "answered": lg["received"], "ir": ir,
+                    "warm_queries": sum(n for _, n in warm),
                     "ir_per_query": round(ir / count), "top": top_functions(dump, count)}
         except (BenchError, subprocess.SubprocessError, OSError, ValueError) as e:
             return {"error": str(e)[:500]}
@@ -578,14 +635,23 @@ class Bench:
                     self.upstream_port, pin=False, probe=(f"www-1.{EXT_ZONE}", "A"))
         return up.start()
 
-    def run_workload(self, wl, servers):
-        """Start @servers, warm them, measure interleaved repetitions, stop them."""
+    def run_workload(self, wl, servers, check=None):
+        """Start @servers (all launched at once, then each waited for), warm them, call
+        @check(running servers by label) (its result goes to "_diffs"), measure
+        interleaved repetitions, stop them."""
         key = wl["key"]
         log(f"workload {key}: {wl['title']}")
         started, out = [], {}
+        launched = []
         for s in servers:
             try:
-                s.start()
+                launched.append(s.launch())
+            except (BenchError, OSError) as e:
+                out[s.label] = {"error": str(e)[:2000]}
+                self.res["errors"].append(f"{key}/{s.label}: start: {str(e)[:300]}")
+        for s in launched:
+            try:
+                s.wait_ready()
                 if wl.get("warm"):
                     self.loadgen_run(s.port, wl["warm"],
                                      ["-n", str(wl["warm_n"]), "-w", "64", "-l", "20"])
@@ -596,6 +662,8 @@ class Bench:
                 out[s.label] = {"error": str(e)[:2000]}
                 self.res["errors"].append(f"{key}/{s.label}: start: {str(e)[:300]}")
                 s.stop()
+        if check is not None:
+            out["_diffs"] = check({s.label: s for s in started})
         for rep in range(self.reps):
             for s in started:
                 if "error" in out[s.label]:
@@ -617,7 +685,7 @@ class Bench:
                 out[s.label]["peak_rss_bytes"] = tree_hwm(s.proc.pid)
             s.stop()
         for label, r in out.items():
-            if r.get("runs"):
+            if not label.startswith("_") and r.get("runs"):
                 r["median"] = medians(r["runs"])
         return out
 
@@ -638,7 +706,7 @@ class Bench:
                               pin=pin, probe=probe, label=label))
         return out
 
-    def workload_cluster(self, which):
+    def workload_cluster(self, which, scaling=False):
         fake = cluster.Fake(self, "cluster", [
             "--generate", f"{self.services}:10", "--gen-namespaces",
             str(max(1, self.services // 100)), "--gen-headless", "0.1"]).start()
@@ -646,6 +714,8 @@ class Bench:
         zones, names = cluster_zones(self, fake)
         nq = 20000 if self.quick else 50000
         ns = sorted(names["ns"])
+        # A service's A record: answered only once the cluster is synced.
+        probe = (f"{names['clusterip'][0]}.{ZONE}", "A", ("NOERROR",))
         results = {}
         for key in which:
             if key == "a":
@@ -664,8 +734,6 @@ class Bench:
             qfile = write_queries(self, key, lines)
             wl = {"key": key, "title": title, "qfile": qfile, "unique": False,
                   "warm": qfile if key == "b" else None, "warm_n": len(lines)}
-            # A service's A record: answered only once the cluster is synced.
-            probe = (f"{names['clusterip'][0]}.{ZONE}", "A", ("NOERROR",))
             tern = self.ternd_servers(key, self.cfg.tern_cluster_plugins(fake.url), probe=probe)
             peers = []
             for kind in ("knotd", "nsd"):
@@ -675,15 +743,16 @@ class Bench:
                 peers.append(Server(self, f"{kind}-{key}", argv, p, probe=probe, label=kind))
             refl = self.reflector_server()
             servers = [refl] + tern + peers
-            res = self.run_workload(wl, servers)
-            res["_diffs"] = self.compare(lines[:300], tern[0], peers) if key == "a" else None
+            check = ((lambda running, lines=lines: self.compare(lines[:300], running))
+                     if key == "a" else None)
+            res = self.run_workload(wl, servers, check)
             cg_port = self.port()
             cg_argv = self.cfg.ternd(f"cg-{key}", cg_port,
                                      self.cfg.tern_cluster_plugins(fake.url))
             cg_n = 1000 if self.quick else 10000
+            one_pass = [(qfile, len(lines))]     # ternd is measured warm (see callgrind())
             res["_callgrind"] = {"ternd": self.callgrind(wl, "ternd", cg_argv, cg_port, probe,
-                                                         len(lines) if key == "b" else 0,
-                                                         cg_n)}
+                                                         one_pass, cg_n)}
             if key == "a":
                 kp = self.port()
                 only_k8s = f"""      kubernetes:
@@ -693,24 +762,125 @@ class Bench:
         startup_timeout: 120s
 """
                 res["_callgrind"]["ternd (kubernetes only)"] = self.callgrind(
-                    wl, "ternd-k8s", self.cfg.ternd("cg-k8s", kp, only_k8s), kp, probe, 0, cg_n)
+                    wl, "ternd-k8s", self.cfg.ternd("cg-k8s", kp, only_k8s), kp, probe,
+                    one_pass, cg_n)
             if not self.quick and key == "a":
                 kp = self.port()
                 res["_callgrind"]["knotd"] = self.callgrind(
-                    wl, "knotd", self.cfg.knotd("cg-knotd", kp, peer_zones), kp, probe, 0,
+                    wl, "knotd", self.cfg.knotd("cg-knotd", kp, peer_zones), kp, probe, [],
                     cg_n)
             results[key] = {"title": title, "servers": res,
                             "query_file_lines": len(lines), "zone_records": names["records"]}
+        if scaling:
+            qfile = write_queries(self, "scaling", cluster_queries(names, nq))
+            try:
+                self.res["scaling"] = self.scaling(
+                    qfile, self.cfg.tern_cluster_plugins(fake.url), probe)
+            except (BenchError, subprocess.SubprocessError, OSError, ValueError) as e:
+                self.res["scaling"] = {"error": str(e)[:2000]}
+                self.res["errors"].append(f"scaling: {str(e)[:300]}")
         fake.stop()
         return results
 
-    def compare(self, lines, tern, peers):
-        """rcode and answers (TTL aside) of ternd vs each peer on @lines (restarted)."""
-        out = {}
+    def scaling(self, qfile, plugins, probe):
+        """ternd with N workers and the reflector with N threads, N = 1, 2, 4, ... and the
+        core count, all unpinned (at N = cores no core is left to pin anything apart), on
+        workload (a)'s cluster names: closed-loop QPS and CPU us/query, from max(1, N/2)
+        unpinned tern-loadgen processes (window 256 each). Interleaved repetitions."""
+        cores = os.cpu_count() or 1
+        counts = sorted({1, cores} | {2 ** i for i in range(1, 7) if 2 ** i < cores})
+        log(f"scaling: {cores} cores, N = {', '.join(map(str, counts))}")
+        servers = []
+        for n in counts:
+            p = self.port()
+            servers.append(Server(self, f"reflector-{n}t", [self.reflector, "-p", str(p),
+                                                            "-t", str(n)], p, pin=False,
+                                  probe=("probe.invalid", "A"), label=f"reflector {n}"))
+            p = self.port()
+            name = f"ternd-s-{n}w"
+            servers.append(Server(self, name, self.cfg.ternd(name, p, plugins, n), p,
+                                  pin=False, probe=probe, label=f"ternd {n}"))
+        rows = {}
+        for srv, n in zip(servers, [n for n in counts for _ in (0, 1)]):
+            rows[srv.label] = {"n": n, "generators": max(1, n // 2), "runs": []}
         try:
-            tern.start()
-            for p in peers:
-                p.start()
+            for srv in servers:
+                srv.launch()
+            for srv in servers:
+                try:
+                    srv.wait_ready()
+                except (BenchError, OSError) as e:
+                    rows[srv.label]["error"] = str(e)[:2000]
+                    self.res["errors"].append(f"scaling/{srv.label}: start: {str(e)[:300]}")
+                    srv.stop()
+            for rep in range(self.reps):
+                for srv in servers:
+                    row = rows[srv.label]
+                    if "error" in row:
+                        continue
+                    try:
+                        c0 = tree_cpu(srv.proc.pid)
+                        r = self.loadgen_many(srv.port, qfile,
+                                              ["-l", str(self.seconds), "-w", "256"] +
+                                              self.lg_timeout, row["generators"])
+                        c1 = tree_cpu(srv.proc.pid)
+                    except (BenchError, subprocess.SubprocessError, OSError,
+                            ValueError) as e:
+                        row["error"] = str(e)[:2000]
+                        self.res["errors"].append(f"scaling/{srv.label}: {str(e)[:300]}")
+                        continue
+                    cpu_us = (c1 - c0) * 1e6 / r["received"] if r["received"] else None
+                    row["runs"].append({"qps": r["qps"], "sent": r["sent"],
+                                        "received": r["received"], "lost": r["lost"],
+                                        "rcodes": r["rcodes"], "cpu_s": round(c1 - c0, 3),
+                                        "cpu_us_per_query": cpu_us})
+                    log(f"scaling rep {rep + 1}/{self.reps} {srv.label}: {r['qps']:.0f} q/s, "
+                        f"{(cpu_us or 0):.2f} us/q")
+        finally:
+            for srv in servers:
+                srv.stop()
+        for row in rows.values():
+            runs = row["runs"]
+            if runs and "error" not in row:
+                row["median"] = {
+                    "qps": statistics.median(r["qps"] for r in runs),
+                    "qps_range": [min(r["qps"] for r in runs), max(r["qps"] for r in runs)],
+                    "cpu_us_per_query": statistics.median(
+                        r["cpu_us_per_query"] for r in runs
+                        if r["cpu_us_per_query"] is not None) if any(
+                        r["cpu_us_per_query"] is not None for r in runs) else None,
+                    "lost": statistics.median(r["lost"] for r in runs)}
+        return {"cores": cores, "counts": counts, "rows": rows,
+                "seconds": self.seconds, "reps": self.reps}
+
+    def control_plane(self):
+        """cluster.py's control-plane measurements (bench/cluster.py, suite()) with this
+        run's processes and ports: sync time, RSS and bytes per object for an empty cluster
+        and each size, event->answer latency at 100 and 1000 events/s, dnsperf loss during
+        a republish storm."""
+        cp = cluster.Bench(self.ternd, self.quick, procs=self.procs, ports=self.ports,
+                           work=os.path.join(self.work, "control-plane"))
+        sizes = [2000] if self.quick else [10000, 100000]
+        log(f"control plane: empty, {', '.join(map(str, sizes))} services")
+        try:
+            return cp.suite(sizes, cluster.LAT_RUNS_QUICK if self.quick else cluster.LAT_RUNS,
+                            cluster.STORM_SECONDS_QUICK if self.quick
+                            else cluster.STORM_SECONDS)
+        except (BenchError, subprocess.SubprocessError, OSError, ValueError) as e:
+            self.res["errors"].append(f"control plane: {str(e)[:300]}")
+            return {"error": str(e)[:2000]}
+
+    def compare(self, lines, running):
+        """rcode and answers (TTL aside) of the running ternd vs each running peer on
+        @lines, before the measurements."""
+        out = {}
+        tern = running.get("ternd")
+        if tern is None:
+            return {"error": "ternd did not start"}
+        try:
+            for p in (running.get("knotd"), running.get("nsd")):
+                if p is None:
+                    continue
                 diffs = []
                 for line in lines:
                     name, qtype = line.split()
@@ -720,18 +890,13 @@ class Bench:
                         diffs.append(f"{line}: ternd {str(ra)[:200]} {p.label} {str(rb)[:200]}")
                 out[p.label] = {"checked": len(lines), "differ": len(diffs),
                                 "examples": diffs[:3]}
-                p.stop()
-        except (BenchError, OSError, ValueError) as e:
+        except (OSError, ValueError) as e:
             out["error"] = str(e)[:500]
-        finally:
-            tern.stop()
-            for p in peers:
-                p.stop()
         return out
 
     def workload_cache(self, which):
         results = {}
-        hits = hit_queries(self.n_ext, 50000)
+        hits = hit_queries(self.n_ext, 20000 if self.quick else 50000)
         warm = write_queries(self, "warm", [f"www-{i}.{EXT_ZONE} A" for i in range(self.n_ext)])
         for key in which:
             if key == "c":
@@ -757,13 +922,16 @@ class Bench:
             cg_port = self.port()
             cg_argv = self.cfg.ternd(f"cg-{key}", cg_port, self.cfg.tern_cache_plugins())
             cg_n = 1000 if self.quick else 10000
-            warm_n = self.n_ext if key == "c" else 0
+            # (c): the cache filled with every name, then (ternd only) one pass over the
+            # query file; (d): every name is new, nothing to warm.
+            names = [(warm, self.n_ext)] if key == "c" else []
+            one_pass = [(qfile, len(hits))] if key == "c" else []
             res["_callgrind"] = {"ternd": self.callgrind(wl, "ternd", cg_argv, cg_port, probe,
-                                                         warm_n, cg_n)}
+                                                         names + one_pass, cg_n)}
             if not self.quick and key == "c":
                 up = self.port()
                 res["_callgrind"]["unbound"] = self.callgrind(
-                    wl, "unbound", self.cfg.unbound("cg-unbound", up), up, probe, warm_n, cg_n)
+                    wl, "unbound", self.cfg.unbound("cg-unbound", up), up, probe, names, cg_n)
             results[key] = {"title": title, "servers": res, "query_file_lines":
                             len(hits) if key == "c" else "unique"}
         return results
@@ -772,10 +940,13 @@ class Bench:
         t0 = time.monotonic()
         only = self.args.only
         self.start_upstream()
-        if "a" in only or "b" in only:
-            self.res["workloads"].update(self.workload_cluster([k for k in "ab" if k in only]))
+        if "a" in only or "b" in only or "s" in only:
+            self.res["workloads"].update(self.workload_cluster([k for k in "ab" if k in only],
+                                                               scaling="s" in only))
         if "c" in only or "d" in only:
             self.res["workloads"].update(self.workload_cache([k for k in "cd" if k in only]))
+        if "p" in only:
+            self.res["control_plane"] = self.control_plane()
         self.res["total_s"] = round(time.monotonic() - t0, 1)
 
     def cleanup(self):
@@ -861,6 +1032,170 @@ def rcode_share(rc):
     return " ".join(f"{k[:4]} {100 * v / total:.0f}%" for k, v in parts[:2])
 
 
+def report_scaling(sc):
+    if "error" in sc:
+        print(f"## Scaling\n\nfailed: {sc['error'][:500]}\n")
+        return
+    print(f"## Scaling: ternd with N workers vs the reflector with N threads "
+          f"({sc['cores']} cores; cluster names as in (a))\n")
+    print("| N | ternd QPS | ternd CPU µs/q | reflector QPS | reflector CPU µs/q | ×refl QPS "
+          "| ×refl CPU | ternd QPS / N=1 | generators | lost (ternd) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    rows = sc["rows"]
+    base = (rows.get("ternd 1") or {}).get("median", {}).get("qps")
+    for n in sc["counts"]:
+        t = rows.get(f"ternd {n}", {})
+        r = rows.get(f"reflector {n}", {})
+        tm, rm = t.get("median") or {}, r.get("median") or {}
+        if "error" in t or "error" in r:
+            err = (t.get("error") or r.get("error")).splitlines()[0][:120]
+            print(f"| {n} | failed: {err} | | | | | | | | |")
+            continue
+        qr = tm["qps"] / rm["qps"] if tm.get("qps") and rm.get("qps") else None
+        cr = (tm["cpu_us_per_query"] / rm["cpu_us_per_query"]
+              if tm.get("cpu_us_per_query") and rm.get("cpu_us_per_query") else None)
+        print(f"| {n} | {fmt(tm.get('qps'))} | {fmt(tm.get('cpu_us_per_query'), '.2f')} "
+              f"| {fmt(rm.get('qps'))} | {fmt(rm.get('cpu_us_per_query'), '.2f')} "
+              f"| {fmt(qr, '.2f')} | {fmt(cr, '.2f')} "
+              f"| {fmt(tm['qps'] / base if base and tm.get('qps') else None, '.2f')} "
+              f"| {t['generators']} | {fmt(tm.get('lost'))} |")
+    print(f"\nEverything unpinned (servers and generators share the {sc['cores']} cores: "
+          "at N = cores there is no core to set apart); max(1, N/2) tern-loadgen processes, "
+          f"closed loop, window 256 each; medians of {sc['reps']} interleaved repetition(s) "
+          f"of {sc['seconds']} s. CPU µs/q: the server's CPU time over the run / answers.\n")
+
+
+def _median(res, key, label):
+    w = res["workloads"].get(key) or {}
+    return ((w.get("servers") or {}).get(label) or {}).get("median")
+
+
+def _ratio(res, key, label, field, ref="reflector"):
+    m, r = _median(res, key, label), _median(res, key, ref)
+    if not m or not r or not m.get(field) or not r.get(field):
+        return None
+    return m[field] / r[field]
+
+
+def _ir(res, key, who):
+    w = res["workloads"].get(key) or {}
+    return (((w.get("servers") or {}).get("_callgrind") or {}).get(who) or {}).get(
+        "ir_per_query")
+
+
+def targets(res, meta):
+    """[(target, measured text, peers in the same run, met: True/False/None)] for issue 5's
+    targets. Printed, never asserted."""
+    out = []
+
+    def x(v):
+        return "-" if v is None else f"{v:.2f}×"
+
+    def peers(fn, labels):
+        got = [(lb, fn(lb)) for lb in labels]
+        return ", ".join(f"{lb} {v}" for lb, v in got if v not in (None, "-")) or "-"
+
+    def cmp(v, limit, le=True):
+        return None if v is None else (v <= limit if le else v >= limit)
+
+    # (a) cluster-name hits
+    v = _ratio(res, "a", "ternd", "cpu_us_per_query")
+    out.append(("(a) cluster names: CPU/query ≤ 1.15× the reflector's", x(v),
+                peers(lambda lb: x(_ratio(res, "a", lb, "cpu_us_per_query")),
+                      ("knotd", "nsd")), cmp(v, 1.15)))
+    v = _ir(res, "a", "ternd")
+    out.append(("(a) cluster names: instructions/query ≤ 1,500 (callgrind, warm)",
+                fmt(v, ","), peers(lambda lb: fmt(_ir(res, "a", lb), ","),
+                                   ("ternd (kubernetes only)", "knotd")), cmp(v, 1500)))
+    v = _ratio(res, "a", "ternd", "loadgen_qps")
+    out.append(("(a) cluster names: tern-loadgen QPS ≥ 0.9× the reflector's", x(v),
+                peers(lambda lb: x(_ratio(res, "a", lb, "loadgen_qps")),
+                      ("knotd", "nsd")), cmp(v, 0.9, le=False)))
+    v = _ratio(res, "a", "ternd", "dnsperf_qps")
+    out.append(("(a) cluster names: dnsperf QPS ≥ 0.98× the reflector's under dnsperf", x(v),
+                peers(lambda lb: x(_ratio(res, "a", lb, "dnsperf_qps")),
+                      ("knotd", "nsd")), cmp(v, 0.98, le=False)))
+    # (c) cache hits, (d) cache misses
+    v = _ratio(res, "c", "ternd", "cpu_us_per_query")
+    out.append(("(c) cache hits: CPU/query ≤ 1.2× the reflector's", x(v),
+                peers(lambda lb: x(_ratio(res, "c", lb, "cpu_us_per_query")),
+                      ("unbound", "kresd")), cmp(v, 1.2)))
+    v = _ir(res, "c", "ternd")
+    out.append(("(c) cache hits: instructions/query ≤ 2,000 (callgrind, warm)", fmt(v, ","),
+                peers(lambda lb: fmt(_ir(res, "c", lb), ","), ("unbound",)),
+                cmp(v, 2000)))
+    v = _ratio(res, "d", "ternd", "cpu_us_per_query", ref="unbound")
+    um = _median(res, "d", "unbound") or {}
+    out.append(("(d) cache misses: CPU/query ≤ 0.5× unbound's", x(v),
+                f"unbound {fmt(um.get('cpu_us_per_query'), '.1f')} µs/q", cmp(v, 0.5)))
+    # latency at the fixed offered load
+    for key in ("a", "b"):
+        t, k = _median(res, key, "ternd"), _median(res, key, "knotd")
+        v = t.get("fixed_p99_us") if t else None
+        kv = k.get("fixed_p99_us") if k else None
+        out.append((f"({key}) p99 at {FIXED_RATE // 1000}k q/s offered ≤ knotd's",
+                    f"{fmt(v)} µs", f"knotd {fmt(kv)} µs",
+                    None if v is None or kv is None else v <= kv))
+    lost = {key: (_median(res, key, "ternd") or {}).get("fixed_lost")
+            for key in sorted(res["workloads"])}
+    known = [v for v in lost.values() if v is not None]
+    out.append((f"zero loss at {FIXED_RATE // 1000}k q/s offered (ternd, each workload)",
+                ", ".join(f"({k}) {fmt(v)}" for k, v in lost.items()) or "-", "-",
+                (not any(known)) if known else None))
+    # control plane
+    cp = res.get("control_plane") or {}
+    big = (cp.get("clusters") or {}).get("100000")
+    note = "" if big else (f"not measured (--quick: largest {max(map(int, cp['clusters']))} "
+                           "services)" if cp.get("clusters") else "not measured")
+    if big:
+        b = big["snapshot_build"]
+        out.append(("100k services + 1M endpoints built and published in < 1 s",
+                    f"{b['sum_ms']:.0f} ms ({b['count']} snapshot(s); start→/ready "
+                    f"{big['ready_s']:.1f} s with the fake's list transfer)", "-",
+                    b["sum_ms"] < 1000 if b["count"] else None))
+        out.append(("100k services + 1M endpoints at < 250 MB peak RSS",
+                    f"{big['peak_rss_bytes'] / 1e6:.0f} MB",
+                    "CoreDNS ≈ 1 MB per 1,000 objects + 54 MB",
+                    big["peak_rss_bytes"] < 250e6))
+    else:
+        out.append(("100k services + 1M endpoints built and published in < 1 s", note, "-",
+                    None))
+        out.append(("100k services + 1M endpoints at < 250 MB peak RSS", note, "-", None))
+    lat = (cp.get("latency") or {}).get("1000")
+    if lat and lat["all"].get("n"):
+        out.append(("event→answer p99 < 10 ms at 1000 events/s",
+                    f"{lat['all']['p99_ms']} ms (achieved {lat['rate_per_s']}/s, "
+                    f"missed {sum(lat['missed'].values())})", "-",
+                    lat["all"]["p99_ms"] < 10 and not sum(lat["missed"].values())))
+    else:
+        out.append(("event→answer p99 < 10 ms at 1000 events/s", "not measured", "-", None))
+    st = cp.get("storm")
+    if st:
+        out.append(("dnsperf loss during a republish storm = 0",
+                    f"{st['dnsperf']['lost']} of {st['dnsperf']['sent']} "
+                    f"({st['snapshots_published']} snapshots in {st['seconds']} s)", "-",
+                    st["dnsperf"]["lost"] == 0))
+    else:
+        out.append(("dnsperf loss during a republish storm = 0", "not measured", "-", None))
+    return out
+
+
+def report_targets(res, meta):
+    rows = targets(res, meta)
+    res["targets"] = [{"target": t, "measured": m, "same_run": p,
+                       "met": met} for t, m, p, met in rows]
+    print(f"## Targets (issue 5; {'quick' if meta['quick'] else 'full'} run, printed, "
+          "never asserted)\n")
+    print("| target | measured | peers, same run | |")
+    print("| --- | --- | --- | --- |")
+    for t, m, p, met in rows:
+        status = "not measured" if met is None else "met" if met else "**not met**"
+        print(f"| {t} | {m} | {p} | {status} |")
+    n_met = sum(1 for r in rows if r[3])
+    n_not = sum(1 for r in rows if r[3] is False)
+    print(f"\n{n_met} met, {n_not} not met, {len(rows) - n_met - n_not} not measured.\n")
+
+
 def report(res, meta):
     print(f"# Tern benchmark ({'quick' if meta['quick'] else 'full'})\n")
     print(f"CPU: {meta['cpu_model']}, {meta['cores']} cores. Servers pinned to CPU {SERVER_CPU} "
@@ -903,9 +1238,11 @@ def report(res, meta):
         for who, cg in (srv.get("_callgrind") or {}).items():
             if "ir_per_query" in cg:
                 top = ", ".join(f"{f} {n:,}" for f, n in cg["top"][:6])
+                warm = (f"warm: {cg['warm_queries']:,} queries before the reset"
+                        if cg.get("warm_queries") else "cold")
                 print(f"\n{who}: user-space instructions/query (callgrind, 1 worker, "
-                      f"{cg['queries']} queries one at a time): **{cg['ir_per_query']:,}**; "
-                      f"most self instructions/query: {top}")
+                      f"{cg['queries']} queries one at a time, {warm}): "
+                      f"**{cg['ir_per_query']:,}**; most self instructions/query: {top}")
             else:
                 print(f"\n{who} callgrind: failed: {cg.get('error', '?')[:200]}")
         diffs = srv.get("_diffs")
@@ -917,14 +1254,29 @@ def report(res, meta):
                 for ex in (v.get("examples", []) if isinstance(v, dict) else []):
                     print(f"  - {ex}")
         print()
-    print("Ratios: ×refl QPS = loadgen QPS / the reflector's; ×refl CPU = CPU µs/query / the "
-          "reflector's (closed loop, window 256). CPU is the server's whole process tree "
-          "(utime+stime from /proc) over the closed-loop run divided by answers received. "
-          "lost: unanswered within 1 s (tern-loadgen, closed loop) and 2 s (dnsperf); rcvbuf: "
-          "the kernel's UDP RcvbufErrors during the closed-loop run (queries dropped by a full "
-          "server socket buffer, mostly the start-of-run burst). "
-          "Peak RSS sums VmHWM over the process tree. rcodes: the two most frequent in the "
-          "closed-loop answers.")
+    if res["workloads"]:
+        lg_t, dp_t = ("0.5 s", "1 s") if meta["quick"] else ("1 s", "2 s")
+        print("Ratios: ×refl QPS = loadgen QPS / the reflector's; ×refl CPU = CPU µs/query / "
+              "the reflector's (closed loop, window 256). CPU is the server's whole process "
+              "tree (utime+stime from /proc) over the closed-loop run divided by answers "
+              f"received. lost: unanswered within {lg_t} (tern-loadgen, closed loop) and "
+              f"{dp_t} (dnsperf); rcvbuf: the kernel's UDP RcvbufErrors during the closed-loop "
+              "run (queries dropped by a full server socket buffer, mostly the start-of-run "
+              "burst). Peak RSS sums VmHWM over the process tree. rcodes: the two most "
+              "frequent in the closed-loop answers. Callgrind: ternd is measured warm (one "
+              "pass of the workload's query file before the counters are reset, after the "
+              "cache's names in (c); nothing to warm in (d), every name is new), the steady "
+              "state dnsperf sees; the peers as they were: knotd cold, unbound after the "
+              "names.\n")
+    if "scaling" in res:
+        report_scaling(res["scaling"])
+    cp = res.get("control_plane")
+    if cp is not None:
+        if "error" in cp:
+            print(f"## Control plane\n\nfailed: {cp['error'][:500]}\n")
+        else:
+            cluster.report_control_plane(cp)
+    report_targets(res, meta)
     if res["errors"]:
         print("\nErrors:")
         for e in res["errors"]:
@@ -951,7 +1303,9 @@ def versions(bench):
          "kresd": version(["kresd", "--version"]),
          "dnsmasq": version(["dnsmasq", "--version"], r"Dnsmasq version [\d.]+"),
          "pdns_recursor": version(["pdns_recursor", "--version"], r"PowerDNS Recursor [\d.]+"),
-         "valgrind": version(["valgrind", "--version"])}
+         "valgrind": version(["valgrind", "--version"]),
+         "python3 (fake API server, drivers)": platform.python_version(),
+         "kernel": platform.release()}
     return v
 
 
@@ -982,12 +1336,25 @@ def ensure_peers(install):
     return missing
 
 
+def control_plane_complete(cp):
+    """Every control-plane figure is there: each cluster synced with objects counted, both
+    latency runs answered, the storm's dnsperf ran."""
+    if "error" in cp or not cp.get("clusters"):
+        return False
+    lat = cp.get("latency") or {}
+    return (all(r["objects"].get("services") for r in cp["clusters"].values())
+            and len(lat) == 2 and all(v["all"].get("n") for v in lat.values())
+            and "dnsperf" in (cp.get("storm") or {}))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
                     help="1 repetition of 1 s per mode, 2k services, ternd 1 worker only")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--only", default="abcd", help="workloads to run, e.g. 'ac'")
+    ap.add_argument("--only", default="abcdsp",
+                    help="sections to run: workloads a b c d, s (scaling), p (control "
+                    "plane); e.g. 'ac'")
     ap.add_argument("--reps", type=int, default=0, help="repetitions (default 3; quick 1)")
     ap.add_argument("--seconds", type=float, default=0, help="seconds per mode (default 2)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs)")
@@ -1023,7 +1390,14 @@ def main():
         bad = [f"{k}/{label}" for k, w in bench.res["workloads"].items()
                for label, r in w["servers"].items()
                if not label.startswith("_") and "median" not in r]
-        if bad or not bench.res["workloads"]:
+        sc = bench.res.get("scaling")
+        if sc is not None:
+            rows = sc.get("rows") or {"(all)": sc}
+            bad += [f"scaling/{label}" for label, r in rows.items() if "median" not in r]
+        cp = bench.res.get("control_plane")
+        if cp is not None and not control_plane_complete(cp):
+            bad.append("control plane")
+        if bad or not (bench.res["workloads"] or sc or cp):
             print(f"run.py --check: no figures for {', '.join(bad) or 'any workload'}",
                   file=sys.stderr)
             return 1
