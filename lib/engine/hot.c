@@ -12,9 +12,10 @@
 #include "lib/engine/process.h"
 
 #define HOT_WAYS        4
-#define HOT_ENTRY_BYTES 192        /* ring bytes per requested entry */
+#define HOT_ENTRY_BYTES 128        /* ring bytes per requested entry */
 #define HOT_MAX_BODY    4096       /* larger answers are not kept */
 #define HOT_OPT_LEN     11         /* our OPT record: root, type, class, TTL, RDLEN 0 */
+#define HOT_KEY_TC      0x80       /* key flag: the truncated form of the answer */
 
 /* One index slot: where an answer starts in the ring (absolute byte position + 1). */
 struct hot_slot {
@@ -23,24 +24,41 @@ struct hot_slot {
 	uint64_t pos;              /* 0: empty */
 };
 
-/* A kept answer in the ring, followed by its name, body and TTL table. */
+/*
+ * A kept answer in the ring. data[] holds, in order: when `limited`, until_ms and
+ * ttl_base_ms (u64 each); ncounters counter pointers; the name; the body (the answer
+ * after the question, without OPT); nttl x (u16 offset, u32 ttl).
+ */
 struct hot_entry {
 	uint64_t epoch;
-	uint64_t until_ms;         /* UINT64_MAX: until the epoch changes */
-	uint64_t ttl_base_ms;
-	_Atomic uint64_t *counters[TERN_HOT_MAX_COUNTERS];
 	struct tern_stats_loc stats;
 	uint16_t qtype;
 	uint16_t name_len;
 	uint16_t body_len;
 	uint16_t ancount, nscount, arcount;   /* arcount without OPT */
 	uint16_t nttl;
+	uint16_t tc_limit;         /* truncated form: for clients taking at most this */
 	uint8_t listen;
 	uint8_t flags;
 	uint8_t hdr2, hdr3;        /* header bytes 2 and 3 of the answer */
 	uint8_t ncounters;
-	uint8_t data[];            /* name, body, then nttl x (u16 offset, u32 ttl) */
+	bool limited;              /* has until_ms and ttl_base_ms */
+	uint8_t name_off;          /* where the name starts in data[] */
+	uint8_t data[];
 };
+_Static_assert(sizeof(struct hot_entry) == 40, "the entry header stays compact");
+
+static inline const uint8_t *entry_name(const struct hot_entry *e)
+{
+	return e->data + e->name_off;
+}
+
+static inline uint64_t entry_u64(const struct hot_entry *e, size_t i)
+{
+	uint64_t v;
+	memcpy(&v, e->data + i * 8, sizeof(v));
+	return v;
+}
 
 struct tern_hot {
 	uint8_t *ring;
@@ -116,6 +134,12 @@ static inline uint64_t mix(uint64_t h, uint64_t v)
 {
 	h = (h ^ v) * 0x9e3779b97f4a7c15ull;
 	return h ^ (h >> 29);
+}
+
+static inline uint64_t key_hash(const struct tern_hot_key *key, uint8_t flags)
+{
+	return mix(key->name_hash,
+	           (uint64_t)key->qtype << 16 | (uint64_t)flags << 8 | key->listen);
 }
 
 /* The OPT record's options must be well-formed, as libknot checks them. */
@@ -201,7 +225,8 @@ static void parse_plain(const uint8_t *in, size_t in_len, bool tcp, struct tern_
 	}
 	key->qtype = knot_wire_read_u16(in + pos + 1);
 	key->flags = (dnssec_ok ? TERN_HOT_KEY_DO : 0) | (knot_wire_get_cd(in) ? TERN_HOT_KEY_CD : 0);
-	key->hash = mix(h, (uint64_t)key->qtype << 16 | (uint64_t)key->flags << 8 | key->listen);
+	key->name_hash = h;
+	key->hash = key_hash(key, key->flags);
 	key->edns = edns;
 	key->limit = limit;
 	key->qsec_len = (uint16_t)(name_len + 4);
@@ -229,28 +254,43 @@ static inline struct hot_entry *slot_entry(const struct tern_hot *hot, const str
 	return (struct hot_entry *)(hot->ring + start % hot->ring_size);
 }
 
-static inline bool entry_matches(const struct hot_entry *e, const struct tern_hot_key *key)
+static inline bool entry_matches(const struct hot_entry *e, const struct tern_hot_key *key,
+                                 uint8_t flags)
 {
 	return e->qtype == key->qtype && e->name_len == key->name_len &&
-	       e->listen == key->listen && e->flags == key->flags &&
-	       memcmp(e->data, key->name, key->name_len) == 0;
+	       e->listen == key->listen && e->flags == flags &&
+	       memcmp(entry_name(e), key->name, key->name_len) == 0;
 }
 
+/* The entry for @p key with key flags @p flags (hashing to @p hash), and its slot. */
 static struct hot_entry *lookup(struct tern_hot *hot, const struct tern_hot_key *key,
-                                struct hot_slot **slot)
+                                uint8_t flags, uint64_t hash, struct hot_slot **slot)
 {
-	struct hot_slot *set = set_of(hot, key->hash);
-	uint32_t tag = tag_of(key->hash);
+	struct hot_slot *set = set_of(hot, hash);
+	uint32_t tag = tag_of(hash);
 	for (unsigned i = 0; i < HOT_WAYS; i++) {
 		if (set[i].tag != tag)
 			continue;
 		struct hot_entry *e = slot_entry(hot, &set[i]);
-		if (e && entry_matches(e, key)) {
+		if (e && entry_matches(e, key, flags)) {
 			*slot = &set[i];
 			return e;
 		}
 	}
 	return NULL;
+}
+
+/* A kept entry that may still be replayed now, or NULL (stale ones are retired). */
+static struct hot_entry *lookup_valid(struct tern_hot *hot, const struct tern_hot_key *key,
+                                      uint8_t flags, uint64_t hash, uint64_t now_ms)
+{
+	struct hot_slot *slot;
+	struct hot_entry *e = lookup(hot, key, flags, hash, &slot);
+	if (e && (e->epoch != key->epoch || (e->limited && now_ms >= entry_u64(e, 0)))) {
+		slot->pos = 0;   /* retired: data published since, or expired */
+		return NULL;
+	}
+	return e;
 }
 
 /* ---- replay --------------------------------------------------------------------- */
@@ -267,6 +307,40 @@ static void put_opt(uint8_t *o, bool dnssec_ok)
 	knot_wire_write_u16(o + 9, 0);
 }
 
+/* Write @p e for the query @p in: header, the client's question, body, TTLs, OPT. */
+static size_t replay(const struct hot_entry *e, const struct tern_hot_key *key,
+                     const uint8_t *in, uint64_t now_ms, uint8_t *out)
+{
+	size_t opt = key->edns ? HOT_OPT_LEN : 0;
+	memcpy(out, in, 2);                                        /* ID */
+	out[2] = (uint8_t)((e->hdr2 & ~0x01) | (in[2] & 0x01));   /* RD from the query */
+	out[3] = (uint8_t)((e->hdr3 & ~0x10) | (in[3] & 0x10));   /* CD from the query */
+	knot_wire_set_qdcount(out, 1);
+	knot_wire_set_ancount(out, e->ancount);
+	knot_wire_set_nscount(out, e->nscount);
+	knot_wire_set_arcount(out, (uint16_t)(e->arcount + (opt ? 1 : 0)));
+	memcpy(out + KNOT_WIRE_HEADER_SIZE, in + KNOT_WIRE_HEADER_SIZE, key->qsec_len);
+	uint8_t *body = out + KNOT_WIRE_HEADER_SIZE + key->qsec_len;
+	const uint8_t *name = entry_name(e);
+	memcpy(body, name + e->name_len, e->body_len);
+	if (e->nttl) {
+		const uint8_t *t = name + e->name_len + e->body_len;
+		uint32_t age = (uint32_t)((now_ms - entry_u64(e, 1)) / 1000u);
+		for (uint16_t i = 0; i < e->nttl; i++, t += 6) {
+			uint32_t ttl = knot_wire_read_u32(t + 2);
+			knot_wire_write_u32(out + knot_wire_read_u16(t), ttl > age ? ttl - age : 0);
+		}
+	}
+	if (opt)
+		put_opt(body + e->body_len, key->flags & TERN_HOT_KEY_DO);
+	for (uint8_t i = 0; i < e->ncounters; i++) {
+		_Atomic uint64_t *c;
+		memcpy(&c, e->data + (e->limited ? 16 : 0) + i * sizeof(c), sizeof(c));
+		__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+	}
+	return KNOT_WIRE_HEADER_SIZE + key->qsec_len + e->body_len + opt;
+}
+
 struct tern_hot_hit tern_hot_serve(struct tern_hot *hot, uint64_t epoch, unsigned listen_index,
                                    bool tcp, uint64_t now_ms, const uint8_t *in,
                                    size_t in_len, uint8_t *out, size_t out_cap,
@@ -278,45 +352,21 @@ struct tern_hot_hit tern_hot_serve(struct tern_hot *hot, uint64_t epoch, unsigne
 	parse_plain(in, in_len, tcp, key);
 	if (key->name_len == 0)
 		return hit;
-	struct hot_slot *slot;
-	struct hot_entry *e = lookup(hot, key, &slot);
-	if (!e)
-		return hit;
-	if (e->epoch != key->epoch || now_ms >= e->until_ms) {
-		slot->pos = 0;   /* retired: data published since, or expired */
-		return hit;
-	}
 	size_t opt = key->edns ? HOT_OPT_LEN : 0;
-	size_t len = KNOT_WIRE_HEADER_SIZE + key->qsec_len + e->body_len + opt;
-	if (len > key->limit || len > out_cap)
-		return hit;   /* the chain truncates it */
-
-	memcpy(out, in, 2);                                   /* ID */
-	out[2] = (uint8_t)((e->hdr2 & ~0x01) | (in[2] & 0x01));  /* RD from the query */
-	out[3] = (uint8_t)((e->hdr3 & ~0x10) | (in[3] & 0x10));  /* CD from the query */
-	knot_wire_set_qdcount(out, 1);
-	knot_wire_set_ancount(out, e->ancount);
-	knot_wire_set_nscount(out, e->nscount);
-	knot_wire_set_arcount(out, (uint16_t)(e->arcount + (opt ? 1 : 0)));
-	memcpy(out + KNOT_WIRE_HEADER_SIZE, in + KNOT_WIRE_HEADER_SIZE, key->qsec_len);
-	uint8_t *body = out + KNOT_WIRE_HEADER_SIZE + key->qsec_len;
-	memcpy(body, e->data + e->name_len, e->body_len);
-	if (e->nttl) {
-		const uint8_t *t = e->data + e->name_len + e->body_len;
-		uint32_t age = (uint32_t)((now_ms - e->ttl_base_ms) / 1000u);
-		for (uint16_t i = 0; i < e->nttl; i++, t += 6) {
-			uint32_t ttl = knot_wire_read_u32(t + 2);
-			knot_wire_write_u32(out + knot_wire_read_u16(t), ttl > age ? ttl - age : 0);
-		}
+	size_t head = KNOT_WIRE_HEADER_SIZE + key->qsec_len + opt;
+	struct hot_entry *e = lookup_valid(hot, key, key->flags, key->hash, now_ms);
+	if (!e || head + e->body_len > key->limit) {
+		/* Not kept, or too big for this client: its truncated form, if kept. */
+		uint8_t tc = key->flags | HOT_KEY_TC;
+		e = lookup_valid(hot, key, tc, key_hash(key, tc), now_ms);
+		if (!e || key->limit > e->tc_limit)
+			return hit;
 	}
-	if (opt)
-		put_opt(body + e->body_len, key->flags & TERN_HOT_KEY_DO);
-	for (uint8_t i = 0; i < e->ncounters; i++) {
-		_Atomic uint64_t *c = e->counters[i];
-		__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
-	}
-	hit.len = len;
+	if (head + e->body_len > out_cap)
+		return hit;
+	hit.len = replay(e, key, in, now_ms, out);
 	hit.stats = &e->stats;
+	hit.truncated = e->tc_limit != 0;
 	return hit;
 }
 
@@ -337,7 +387,7 @@ static uint8_t *ring_reserve(struct tern_hot *hot, size_t size, uint64_t *pos)
 
 bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
                     const struct tern_req *req, const uint8_t *ans, size_t len,
-                    const struct tern_stats_loc *stats)
+                    uint16_t truncated_at, const struct tern_stats_loc *stats)
 {
 	const struct tern_hot_hint *hint = &req->hot;
 	size_t opt = key->edns ? HOT_OPT_LEN : 0;
@@ -348,20 +398,25 @@ bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
 	             knot_wire_read_u16(ans + len - opt + 1) != KNOT_RRTYPE_OPT)))
 		return false;
 	size_t body_len = len - head - opt;
-	size_t nttl = hint->ttls ? hint->nttl : 0;
+	size_t nttl = hint->ttls && !truncated_at ? hint->nttl : 0;
 	for (size_t i = 0; i < nttl; i++) {
 		if (hint->ttl_offs[i] < head || hint->ttl_offs[i] + 4u > len - opt)
 			return false;   /* a TTL outside the body: not an answer we can patch */
 	}
-	size_t size = sizeof(struct hot_entry) + key->name_len + body_len + nttl * 6;
+	bool limited = hint->until_ms || nttl;
+	size_t ncounters = hint->ncounters;
+	size_t size = sizeof(struct hot_entry) + (limited ? 16 : 0) + ncounters * sizeof(void *) +
+	              key->name_len + body_len + nttl * 6;
 	if (body_len > HOT_MAX_BODY || size > hot->ring_size / 4)
 		return false;
 
+	uint8_t flags = key->flags | (truncated_at ? HOT_KEY_TC : 0);
+	uint64_t hash = key_hash(key, flags);
 	struct hot_slot *slot;
-	struct hot_entry *old = lookup(hot, key, &slot);
+	struct hot_entry *old = lookup(hot, key, flags, hash, &slot);
 	if (!old) {
 		/* An empty or overwritten way, else the oldest. */
-		struct hot_slot *set = set_of(hot, key->hash);
+		struct hot_slot *set = set_of(hot, hash);
 		slot = &set[0];
 		for (unsigned i = 0; i < HOT_WAYS; i++) {
 			if (!slot_entry(hot, &set[i])) {
@@ -376,8 +431,6 @@ bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
 	struct hot_entry *e = (struct hot_entry *)ring_reserve(hot, size, &pos);
 	*e = (struct hot_entry) {
 		.epoch = key->epoch,
-		.until_ms = hint->until_ms ? hint->until_ms : UINT64_MAX,
-		.ttl_base_ms = hint->ttl_base_ms,
 		.stats = *stats,
 		.qtype = key->qtype,
 		.name_len = key->name_len,
@@ -386,21 +439,32 @@ bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
 		.nscount = knot_wire_get_nscount(ans),
 		.arcount = (uint16_t)(arcount - (opt ? 1 : 0)),
 		.nttl = (uint16_t)nttl,
+		.tc_limit = truncated_at,
 		.listen = key->listen,
-		.flags = key->flags,
+		.flags = flags,
 		.hdr2 = ans[2],
 		.hdr3 = ans[3],
-		.ncounters = hint->ncounters,
+		.ncounters = (uint8_t)ncounters,
+		.limited = limited,
+		.name_off = (uint8_t)((limited ? 16 : 0) + ncounters * sizeof(void *)),
 	};
-	memcpy(e->counters, hint->counters, sizeof(e->counters));
-	memcpy(e->data, key->name, key->name_len);
-	memcpy(e->data + key->name_len, ans + head, body_len);
-	uint8_t *t = e->data + key->name_len + body_len;
-	for (size_t i = 0; i < nttl; i++, t += 6) {
-		knot_wire_write_u16(t, hint->ttl_offs[i]);
-		knot_wire_write_u32(t + 2, hint->ttls[i]);
+	uint8_t *p = e->data;
+	if (limited) {
+		uint64_t lim[2] = { hint->until_ms ? hint->until_ms : UINT64_MAX, hint->ttl_base_ms };
+		memcpy(p, lim, sizeof(lim));
+		p += sizeof(lim);
 	}
-	slot->tag = tag_of(key->hash);
+	memcpy(p, hint->counters, ncounters * sizeof(void *));
+	p += ncounters * sizeof(void *);
+	memcpy(p, key->name, key->name_len);
+	p += key->name_len;
+	memcpy(p, ans + head, body_len);
+	p += body_len;
+	for (size_t i = 0; i < nttl; i++, p += 6) {
+		knot_wire_write_u16(p, hint->ttl_offs[i]);
+		knot_wire_write_u32(p + 2, hint->ttls[i]);
+	}
+	slot->tag = tag_of(hash);
 	slot->len = (uint32_t)size;
 	slot->pos = pos + 1;
 	return true;

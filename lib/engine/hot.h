@@ -17,8 +17,9 @@
  * other records than one OPT of version 0 (options are checked and ignored, as the
  * engine does), Z clear. The key is the listen address, the lowercased name, the type
  * and the DO and CD bits; the client's ID, RD, CD, the question's case and the OPT
- * record are set per query. An answer that would not fit what the client takes goes
- * through the chain (which truncates it).
+ * record are set per query. An answer that would not fit what the client takes is
+ * replayed in its truncated form (question only, TC) when the chain made that form for a
+ * client like it, else it goes through the chain.
  *
  * Storage: a byte ring written in order (the oldest answers are overwritten first)
  * and a 4-way set-associative index over it; no allocation after tern_hot_new().
@@ -42,13 +43,14 @@ struct tern_hot;
 /** The question of one query as the table keys it, parsed once per query. */
 struct tern_hot_key {
 	uint64_t epoch;          /**< publish epoch the answer is built under */
-	uint64_t hash;
+	uint64_t name_hash;      /**< of the lowercased name */
+	uint64_t hash;           /**< of the whole key */
 	uint16_t name_len;       /**< 0: not a plain query, the fast path does not apply */
 	uint16_t qsec_len;       /**< question section: name + type + class */
 	uint16_t qtype;
 	uint16_t limit;          /**< the largest answer the client takes */
 	uint8_t listen;
-	uint8_t flags;           /**< TERN_HOT_KEY_DO | TERN_HOT_KEY_CD */
+	uint8_t flags;           /**< TERN_HOT_KEY_DO | TERN_HOT_KEY_CD (0x80 is the table's) */
 	bool edns;
 	uint8_t name[KNOT_DNAME_MAXLEN + 8];   /**< lowercased, zero-padded to 8 bytes */
 };
@@ -57,13 +59,14 @@ struct tern_hot_key {
 struct tern_hot_hit {
 	size_t len;                         /**< answer length; 0: no hit */
 	const struct tern_stats_loc *stats; /**< where it is counted (given to tern_hot_store) */
+	bool truncated;                     /**< the truncated form (TC) */
 };
 
 /** Default number of answers per worker (config `hot_answers`). */
-#define TERN_HOT_DEFAULT_ENTRIES 16384
+#define TERN_HOT_DEFAULT_ENTRIES 32768
 #define TERN_HOT_MAX_ENTRIES     (1u << 22)
 
-/** A table for about @p entries answers (ring of entries x 192 bytes). NULL: no memory. */
+/** A table for about @p entries answers (ring of entries x 128 bytes). NULL: no memory. */
 struct tern_hot *tern_hot_new(unsigned entries);
 void tern_hot_free(struct tern_hot *hot);
 
@@ -83,11 +86,14 @@ struct tern_hot_hit tern_hot_serve(struct tern_hot *hot, uint64_t epoch, unsigne
  * Keep the answer @p ans (@p len bytes, as sent, with our OPT record last when
  * key->edns) to the query keyed @p key, under the rules in req->hot, counted where
  * @p stats says (in this worker's row). The caller has checked that the chain allows
- * it. @return true when stored.
+ * it. @p truncated_at: 0, or the answer is the truncated form (question only, TC)
+ * the chain made because the whole answer did not fit this size; it is kept apart
+ * and replayed to clients that take at most that much when the whole answer is not
+ * kept or does not fit them. @return true when stored.
  */
 bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
                     const struct tern_req *req, const uint8_t *ans, size_t len,
-                    const struct tern_stats_loc *stats);
+                    uint16_t truncated_at, const struct tern_stats_loc *stats);
 
 /**
  * For a plugin whose hooks the replay skips (TERN_HOT_SKIP): bump @p ctr on every

@@ -252,7 +252,7 @@ static size_t answer_query(struct tern_req *req, uint8_t *out, uint16_t cap, boo
 		return 0;
 hooks:
 	run_answer_hooks(req, ran);
-	*hot_ok = v == TERN_DONE && !req->truncated && chain_allows_hot(req, ran);
+	*hot_ok = v == TERN_DONE && chain_allows_hot(req, ran);
 	return req->answer->size;
 }
 
@@ -301,12 +301,15 @@ static TERN_NOINLINE void count_hot_hit(const struct tern_query_ctx *ctx,
 {
 	tern_stats_replayed(ctx->stats, hit->stats, ctx->proto, family_of(ctx->src),
 	                    key->flags & TERN_HOT_KEY_DO, in_len, hit->len, mono_ns() - t0);
+	if (hit->truncated)
+		tern_stats_event(ctx->stats, TERN_STATS_TRUNCATED);
 }
 
 /* Keep an answer the chain allowed to keep (NOERROR and NXDOMAIN only). */
 static TERN_NOINLINE void hot_store(const struct tern_query_ctx *ctx,
                                     const struct tern_hot_key *key, const struct tern_req *req,
-                                    const uint8_t *out, size_t len, int slot)
+                                    const uint8_t *out, size_t len, uint16_t truncated_at,
+                                    int slot)
 {
 	uint8_t rc = knot_wire_get_rcode(out);
 	if (rc != KNOT_RCODE_NOERROR && rc != KNOT_RCODE_NXDOMAIN)
@@ -314,7 +317,7 @@ static TERN_NOINLINE void hot_store(const struct tern_query_ctx *ctx,
 	struct tern_stats_loc loc;
 	tern_stats_locate(ctx->stats, slot, key->qtype, rc,
 	                  req->answered ? req->plugin_id : TERN_STATS_NO_PLUGIN, &loc);
-	if (tern_hot_store(ctx->hot, key, req, out, len, &loc) && ctx->stats)
+	if (tern_hot_store(ctx->hot, key, req, out, len, truncated_at, &loc) && ctx->stats)
 		tern_stats_event(ctx->stats, TERN_STATS_HOT_STORE);
 }
 
@@ -432,7 +435,7 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 	if (len && req.truncated && stats)
 		tern_stats_event(stats, TERN_STATS_TRUNCATED);
 	if (hot_ok && hkey.name_len && len)
-		hot_store(ctx, &hkey, &req, out, len, slot);
+		hot_store(ctx, &hkey, &req, out, len, req.truncated ? cap : 0, slot);
 
 count:
 	if (stats && len) {

@@ -300,9 +300,32 @@ Test(hot, a_client_that_takes_less_gets_the_truncated_answer, .init = setup, .fi
 	cr_assert_leq(al, 512);
 	cr_assert(knot_wire_get_tc(a));
 	cr_assert_eq(calls, 2);
-	/* A truncated answer is never kept. */
-	ask(q, ql, a);
+	/* The truncated form is kept apart, and replayed to clients that take as little. */
+	al = ask(q, ql, a);
+	cr_assert(knot_wire_get_tc(a));
+	cr_assert_leq(al, 512);
+	cr_assert_eq(calls, 2);
+	ql = make_query(q, "3.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 3, .edns = 600 });
+	al = ask(q, ql, a);   /* EDNS 600: also too small, but more than 512: the chain */
+	cr_assert(knot_wire_get_tc(a));
 	cr_assert_eq(calls, 3);
+	ql = make_query(q, "3.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 4, .edns = 1232 });
+	al = ask(q, ql, a);   /* the whole answer is still kept for clients it fits */
+	cr_assert_not(knot_wire_get_tc(a));
+	cr_assert_eq(calls, 3);
+	/* Only the truncated form kept (another name): whole answers still run the chain. */
+	ql = make_query(q, "4.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 5 });
+	ask(q, ql, a);
+	ask(q, ql, a);
+	cr_assert(knot_wire_get_tc(a));
+	cr_assert_eq(calls, 4);
+	ql = make_query(q, "4.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 6, .edns = 1232 });
+	ask(q, ql, a);   /* 80 records: TC at 1232 too, kept with its own limit */
+	cr_assert_eq(calls, 5);
+	ask(q, ql, a);
+	cr_assert(knot_wire_get_tc(a));
+	cr_assert_eq(calls, 5);
+	ql = make_query(q, "3.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 2 });
 	/* Over TCP the whole answer (kept under its own key: the TCP and UDP keys agree). */
 	uint8_t in[512];
 	memcpy(in, q, ql);
