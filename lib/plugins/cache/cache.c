@@ -448,6 +448,15 @@ static void count_query(const struct cache *c, struct tern_req *req, enum cache_
 	tern_hot_count(req, counter(c, req, ctr));
 }
 
+/* Replays of this answer bump @p to instead of @p from (handed over by count_query). */
+static void replace_counter(struct tern_req *req, _Atomic uint64_t *from, _Atomic uint64_t *to)
+{
+	for (uint8_t i = 0; i < req->hot.ncounters; i++) {
+		if (req->hot.counters[i] == from)
+			req->hot.counters[i] = to;
+	}
+}
+
 /*
  * A fresh hit may be replayed from the worker's hot answers (lib/engine/hot.h) with
  * the same TTL countdown, until the entry expires, or until the prefetch window opens:
@@ -667,10 +676,17 @@ static void cache_answer(struct tern_req *req, const struct tern_plugin_inst *pi
 		cache_entry_free(e);   /* TTL 0 with min_ttl 0: nothing to keep */
 		return;
 	}
-	/* The next query is a cache hit, with TTLs counting down: replay that one. */
-	req->hot.deny = true;
 	if (cache_table_insert((struct cache_table *)&c->table, e, now, c->stale_ms))
 		count(c, req, kind == CACHE_SUCCESS ? CTR_EVICT_SUCCESS : CTR_EVICT_DENIAL);
+	/*
+	 * The next query is a hit on e, with TTLs counting down from now: a replay of this
+	 * answer gives exactly that (e lives until this worker's next quiescent state, and
+	 * the engine copies what it needs before). Replays count hits, not this miss.
+	 */
+	allow_hot(req, c, e);
+	replace_counter(req, counter(c, req, CTR_MISSES),
+	                counter(c, req, cls == CACHE_CLASS_SUCCESS ? CTR_HITS_SUCCESS :
+	                                                              CTR_HITS_DENIAL));
 }
 
 /* ---- metrics --------------------------------------------------------------------- */
