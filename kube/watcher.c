@@ -4,7 +4,8 @@
  * (kube.h). Each watched kind is a stream with one curl easy handle that is either
  * waiting (backoff, or nothing to do yet), listing a page, or watching; the thread
  * loops on curl_multi_poll with a short timeout, so that one loop also starts due
- * requests, publishes debounced changes and notices a stop request (which also wakes
+ * requests, publishes changes (PUBLISH_GAP_US apart at least), frees the snapshots
+ * retired by earlier publishes, and notices a stop request (which also wakes
  * the poll). Decoded items are applied to the builder from curl's write callback as
  * they complete. A list that starts from scratch is bracketed by relist_begin/_end, so
  * objects that vanished are removed only when a whole list has been read.
@@ -34,8 +35,16 @@
 #define WATCH_TIMEOUT_S    300     /* plus up to as much again of jitter, as client-go */
 #define BACKOFF_MIN_MS     100
 #define BACKOFF_MAX_MS     30000
-#define DEBOUNCE_MS        2       /* publish this long after the last change ... */
-#define DEBOUNCE_MAX_MS    50      /* ... but no later than this after the first */
+/*
+ * Publishing: changes are published in the loop turn that applied them (every byte
+ * curl had read by then is applied first, so one burst makes one snapshot), but at
+ * most once per PUBLISH_GAP_US, or per PUBLISH_DUTY times the last publish's duration
+ * if that is longer (a large snapshot rebuilt while a cluster is still being listed
+ * after startup_timeout). A change thus waits at most about one gap plus one publish,
+ * whatever the event rate, and publishing takes at most ~1/PUBLISH_DUTY of the thread.
+ */
+#define PUBLISH_GAP_US     2000
+#define PUBLISH_DUTY       10
 #define POLL_MAX_MS        100
 #define ERRBODY_MAX        200
 
@@ -86,18 +95,23 @@ struct kube_watcher {
 	unsigned nstreams;
 	bool synced;
 	uint64_t start_ms;
-	uint64_t dirty_first_ms;   /* 0: nothing unpublished */
-	uint64_t dirty_last_ms;
+	bool dirty;                /* changes applied since the last publish */
+	uint64_t next_publish_us;  /* the earliest time of the next publish */
 	uint64_t rng;
 };
 
 #define STAT_ADD(w, field) __atomic_fetch_add(&(w)->src->stats.field, 1, __ATOMIC_RELAXED)
 
-static uint64_t now_ms(void)
+static uint64_t now_us(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t now_ms(void)
+{
+	return now_us() / 1000;
 }
 
 static uint64_t rnd(struct kube_watcher *w)
@@ -216,10 +230,7 @@ static int on_item(void *ctx, const struct kube_item *it)
 	}
 	if (watching)
 		set_rv(s, it->resource_version);
-	uint64_t now = now_ms();
-	if (!w->dirty_first_ms)
-		w->dirty_first_ms = now;
-	w->dirty_last_ms = now;
+	w->dirty = true;
 	return 0;
 }
 
@@ -324,6 +335,18 @@ static int start_request(struct stream *s)
 
 /* ---- transfer outcomes ------------------------------------------------------------ */
 
+/* Publish now; the next publish waits for the gap (see PUBLISH_GAP_US). */
+static int publish(struct kube_watcher *w)
+{
+	uint64_t t0 = now_us();
+	int rc = tern_cluster_builder_publish(w->b, w->src);
+	uint64_t t1 = now_us(), gap = PUBLISH_DUTY * (t1 - t0);
+	if (rc == 0)
+		w->dirty = false;
+	w->next_publish_us = t0 + (gap > PUBLISH_GAP_US ? gap : PUBLISH_GAP_US);
+	return rc;
+}
+
 static void all_listed(struct kube_watcher *w)
 {
 	for (unsigned i = 0; i < w->nstreams; i++)
@@ -333,8 +356,7 @@ static void all_listed(struct kube_watcher *w)
 		return;
 	w->synced = true;
 	tern_cluster_builder_set_synced(w->b);
-	if (tern_cluster_builder_publish(w->b, w->src) == 0)
-		w->dirty_first_ms = 0;
+	publish(w);
 	tern_info("kubernetes: %s: synced in %llu ms", w->client.server,
 	          (unsigned long long)(now_ms() - w->start_ms));
 }
@@ -496,28 +518,24 @@ static void transfer_done(struct kube_watcher *w, CURL *h, CURLcode res)
 
 static void maybe_publish(struct kube_watcher *w, uint64_t now, uint64_t *wait_ms)
 {
-	if (!w->dirty_first_ms)
+	if (!w->dirty)
 		return;
 	if (!w->synced && !(w->src->conf.startup_timeout_ms &&
 	                    now - w->start_ms >= w->src->conf.startup_timeout_ms))
 		return;  /* a half-listed cluster is not worth publishing yet */
-	uint64_t due = w->dirty_last_ms + DEBOUNCE_MS;
-	uint64_t latest = w->dirty_first_ms + DEBOUNCE_MAX_MS;
-	if (latest < due)
-		due = latest;
-	if (now < due) {
-		if (due - now < *wait_ms)
-			*wait_ms = due - now;
+	uint64_t t = now_us();
+	if (t < w->next_publish_us) {
+		uint64_t ms = (w->next_publish_us - t + 999) / 1000;
+		if (ms < *wait_ms)
+			*wait_ms = ms;
 		return;
 	}
 	if (!tern_cluster_builder_dirty(w->b)) {
-		w->dirty_first_ms = 0;
+		w->dirty = false;        /* the changes changed nothing */
 		return;
 	}
-	if (tern_cluster_builder_publish(w->b, w->src) == 0)
-		w->dirty_first_ms = 0;
-	else if (*wait_ms > POLL_MAX_MS)
-		*wait_ms = POLL_MAX_MS;   /* out of memory: try again soon */
+	if (publish(w) != 0 && *wait_ms > POLL_MAX_MS)
+		*wait_ms = POLL_MAX_MS;  /* out of memory: try again soon */
 }
 
 static void *watcher_main(void *arg)
@@ -555,6 +573,7 @@ static void *watcher_main(void *arg)
 				wait = s->due_ms - now;
 		}
 		maybe_publish(w, now, &wait);
+		tern_cluster_builder_reclaim(w->b);
 		if (wait)
 			curl_multi_poll(w->multi, NULL, 0, (int)wait, NULL);
 	}

@@ -5,8 +5,9 @@
  * curl multi handle, so all streams of a source run in this one thread: paginated lists
  * (limit/continue), watches from the last resourceVersion with bookmarks, resume after
  * a cut, relist on 410 Gone, exponential backoff with jitter. Decoded objects go into
- * a builder (lib/cluster/build.h); changes are published after a short debounce, and
- * immediately once every kind has been listed the first time. An unreachable or broken
+ * a builder (lib/cluster/build.h); changes are published in the loop turn that applied
+ * them (at most one publish per ~2 ms, see watcher.c), and as soon as every kind has
+ * been listed the first time. An unreachable or broken
  * API never removes data: only a complete relist does.
  * The thread is registered with RCU and stays offline: it only publishes.
  * Thread: start/stop on the loader; the rest on the watcher's own thread.

@@ -136,11 +136,11 @@ struct slice_obj {
 	struct group *grp;               /**< NULL: no service-name label */
 	struct slice_obj *prev, *next;   /**< in grp->slices */
 	uint32_t gen;
-	struct tern_cluster_ep *eps;     /**< ready addresses, derived hostnames */
-	unsigned neps;
+	/** Ready addresses with derived hostnames, sorted, unique; NULL when none. Shared
+	 * with the records built from this slice alone. */
+	struct tern_cluster_eps *eps;
 	struct tern_cluster_port *ports;
 	unsigned nports;
-	size_t strbytes;                 /**< hostname + port strings with NULs */
 	double trigger_time;             /**< last-change-trigger-time seen, unix s; 0 */
 };
 
@@ -155,6 +155,18 @@ struct pod_obj {
 	uint32_t gen;
 	unsigned nips;
 	struct tern_ip ips[];
+};
+
+/*
+ * A snapshot replaced in its source by a publish, freed by the builder's thread once a
+ * grace period has passed: liburcu's call_rcu thread waits for it and only marks the
+ * entry done (the snapshot's refcounts belong to the builder's thread).
+ */
+struct retired {
+	struct rcu_head head;
+	struct tern_cluster *snap;
+	struct retired *next;
+	bool done;                       /**< set (release) after the grace period */
 };
 
 struct tern_cluster_builder {
@@ -173,6 +185,7 @@ struct tern_cluster_builder {
 	 * the last-change-trigger-time (unix s) of each slice change waiting for it. */
 	double *pending;
 	size_t npending, pending_cap;
+	struct retired *retired;         /**< replaced snapshots, newest first */
 };
 
 /* ---- helpers ------------------------------------------------------------------------ */
@@ -279,10 +292,48 @@ static bool ports_equal(const struct tern_cluster_port *a, const struct tern_clu
 static bool eps_equal(const struct tern_cluster_ep *a, const struct tern_cluster_ep *b,
                       unsigned n)
 {
+	if (a == b)
+		return true;
 	for (unsigned i = 0; i < n; i++)
 		if (ip_cmp(&a[i].ip, &b[i].ip) != 0 || strcmp(a[i].hostname, b[i].hostname) != 0)
 			return false;
 	return true;
+}
+
+static inline unsigned eps_count(const struct tern_cluster_eps *e)
+{
+	return e ? e->n : 0;
+}
+
+static bool eps_block_equal(const struct tern_cluster_eps *a, const struct tern_cluster_eps *b)
+{
+	if (a == b)
+		return true;
+	if (eps_count(a) != eps_count(b))
+		return false;
+	return !a || eps_equal(a->v, b->v, a->n);
+}
+
+static int ep_cmp(const void *a, const void *b)
+{
+	const struct tern_cluster_ep *x = a, *y = b;
+	int r = strcmp(x->hostname, y->hostname);
+	return r ? r : ip_cmp(&x->ip, &y->ip);
+}
+
+/** Sort @p v (unless it already is) and drop duplicates. @return the count left. */
+static size_t eps_canonical(struct tern_cluster_ep *v, size_t n)
+{
+	bool sorted = true;
+	for (size_t i = 1; i < n && sorted; i++)
+		sorted = ep_cmp(&v[i - 1], &v[i]) <= 0;
+	if (!sorted)
+		qsort(v, n, sizeof(v[0]), ep_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (u == 0 || ep_cmp(&v[u - 1], &v[i]) != 0)
+			v[u++] = v[i];
+	return u;
 }
 
 /** Copy @p n API ports (lowercase) to @p out, strings into *pool. */
@@ -484,7 +535,7 @@ static struct slice_obj *slice_obj_new(const struct tern_cluster_builder *b,
                                        size_t keylen)
 {
 	char buf[INET6_ADDRSTRLEN + 1];
-	size_t neps = 0, strbytes = ports_bytes(s->ports, s->nports);
+	size_t neps = 0, hostbytes = 0, strbytes = ports_bytes(s->ports, s->nports);
 	for (unsigned i = 0; i < s->nendpoints; i++) {
 		const struct tern_k8s_endpoint *ep = &s->endpoints[i];
 		if (!ep->ready)
@@ -493,37 +544,51 @@ static struct slice_obj *slice_obj_new(const struct tern_cluster_builder *b,
 			if (!ip_valid(&ep->addrs[j]))
 				continue;
 			neps++;
-			strbytes += strlen(ep_hostname(b, ep, &ep->addrs[j], buf)) + 1;
+			hostbytes += strlen(ep_hostname(b, ep, &ep->addrs[j], buf)) + 1;
 		}
 	}
-	struct slice_obj *o = calloc(1, sizeof(*o) + neps * sizeof(o->eps[0]) +
-	                                s->nports * sizeof(o->ports[0]) + keylen + 1 + strbytes);
+	struct slice_obj *o = calloc(1, sizeof(*o) + s->nports * sizeof(o->ports[0]) + keylen +
+	                                1 + strbytes);
 	if (!o)
 		return NULL;
-	o->eps = (struct tern_cluster_ep *)(o + 1);
-	o->ports = (struct tern_cluster_port *)(o->eps + neps);
+	char *hpool = NULL;
+	if (neps && !(o->eps = tern_cluster_eps_alloc(neps, hostbytes, &hpool))) {
+		free(o);
+		return NULL;
+	}
+	o->ports = (struct tern_cluster_port *)(o + 1);
 	char *pool = (char *)(o->ports + s->nports);
 	memcpy(pool, key, keylen);
 	pool[keylen] = '\0';
 	o->node = (struct hnode){ .hash = hash_str(key, keylen), .key = pool, .keylen = keylen };
 	pool += keylen + 1;
-	for (unsigned i = 0; i < s->nendpoints; i++) {
+	size_t n = 0;
+	for (unsigned i = 0; i < s->nendpoints && neps; i++) {
 		const struct tern_k8s_endpoint *ep = &s->endpoints[i];
 		if (!ep->ready)
 			continue;
 		for (unsigned j = 0; j < ep->naddrs; j++) {
 			if (!ip_valid(&ep->addrs[j]))
 				continue;
-			struct tern_cluster_ep *e = &o->eps[o->neps++];
+			struct tern_cluster_ep *e = &o->eps->v[n++];
 			e->ip = ip_norm(&ep->addrs[j]);
-			e->hostname = copy_lower(pool, ep_hostname(b, ep, &ep->addrs[j], buf));
-			pool += strlen(pool) + 1;
+			e->hostname = copy_lower(hpool, ep_hostname(b, ep, &ep->addrs[j], buf));
+			hpool += strlen(hpool) + 1;
 		}
 	}
+	if (o->eps)
+		o->eps->n = (uint32_t)eps_canonical(o->eps->v, n);
 	o->nports = s->nports;
 	ports_copy(o->ports, s->ports, s->nports, &pool);
-	o->strbytes = strbytes;
 	return o;
+}
+
+static void slice_obj_free(struct slice_obj *o)
+{
+	if (!o)
+		return;
+	tern_cluster_eps_release(o->eps);
+	free(o);
 }
 
 static void slice_unlink(struct tern_cluster_builder *b, struct slice_obj *o)
@@ -630,11 +695,11 @@ int tern_cluster_builder_slice(struct tern_cluster_builder *b, const struct tern
 	struct slice_obj *old = (struct slice_obj *)hmap_find(&b->slices, key, (size_t)len,
 	                                                      o->node.hash);
 	bool fresh = s->trigger_time > 0 && (!old || old->trigger_time != s->trigger_time);
-	if (old && old->grp == g && old->neps == o->neps && old->nports == o->nports &&
-	    eps_equal(old->eps, o->eps, o->neps) && ports_equal(old->ports, o->ports, o->nports)) {
+	if (old && old->grp == g && old->nports == o->nports && eps_block_equal(old->eps, o->eps) &&
+	    ports_equal(old->ports, o->ports, o->nports)) {
 		old->gen = o->gen;
 		old->trigger_time = o->trigger_time;
-		free(o);
+		slice_obj_free(o);
 		if (fresh)
 			programming_note(b, g, s->trigger_time, true);
 		return TERN_EOK;
@@ -642,7 +707,7 @@ int tern_cluster_builder_slice(struct tern_cluster_builder *b, const struct tern
 	if (old) {
 		slice_unlink(b, old);
 		hmap_del(&b->slices, &old->node);
-		free(old);
+		slice_obj_free(old);
 	}
 	hmap_add(&b->slices, &o->node);
 	slice_link(b, o, g);
@@ -655,7 +720,7 @@ static void slice_drop(struct tern_cluster_builder *b, struct slice_obj *o)
 {
 	slice_unlink(b, o);
 	hmap_del(&b->slices, &o->node);
-	free(o);
+	slice_obj_free(o);
 }
 
 int tern_cluster_builder_slice_delete(struct tern_cluster_builder *b, const char *ns,
@@ -830,6 +895,77 @@ void tern_cluster_builder_relist_end(struct tern_cluster_builder *b, enum tern_k
 	}
 }
 
+/* ---- retired snapshots -------------------------------------------------------------------- */
+
+/*
+ * ThreadSanitizer sees neither liburcu's hand-over of the entry to its call_rcu thread
+ * nor the grace period: the entry is released before call_rcu and acquired by the
+ * callback, which also acquires the token every reader releases at its quiescent
+ * states (rcu.h), then releases `done`, which the builder acquires before freeing.
+ */
+#ifdef TERN_TSAN
+#define TSAN_RELEASE(p) __tsan_release((void *)(p))
+#define TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#define TSAN_GRACE()    __tsan_acquire(&tern_rcu_tsan_token)
+#else
+#define TSAN_RELEASE(p) ((void)(p))
+#define TSAN_ACQUIRE(p) ((void)(p))
+#define TSAN_GRACE()    ((void)0)
+#endif
+
+static void retired_cb(struct rcu_head *head)
+{
+	struct retired *r = caa_container_of(head, struct retired, head);
+	TSAN_ACQUIRE(r);
+	TSAN_GRACE();
+	__atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
+}
+
+/*
+ * @p old left its source: free it after a grace period. call_rcu never waits; liburcu
+ * reads its per-CPU call_rcu data under the read lock, which is why its manual asks
+ * QSBR callers to be online, but Tern creates none (every caller uses the default
+ * call_rcu thread), so the offline or unregistered callers tern_cluster_builder_publish
+ * allows are safe. Out of memory for the entry: wait for the grace period here.
+ */
+static void retire(struct tern_cluster_builder *b, struct tern_cluster *old)
+{
+	struct retired *r = calloc(1, sizeof(*r));
+	if (!r) {
+		tern_rcu_synchronize();
+		tern_cluster_free(old);
+		return;
+	}
+	r->snap = old;
+	r->next = b->retired;
+	b->retired = r;
+	TSAN_RELEASE(r);
+	urcu_qsbr_call_rcu(&r->head, retired_cb);
+}
+
+void tern_cluster_builder_reclaim(struct tern_cluster_builder *b)
+{
+	for (struct retired **p = &b->retired, *r; (r = *p);) {
+		if (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE)) {
+			p = &r->next;
+			continue;
+		}
+		*p = r->next;
+		tern_cluster_free(r->snap);
+		free(r);
+	}
+}
+
+/* Every retired snapshot, after waiting for the callbacks still due (builder_free). */
+static void retired_drain(struct tern_cluster_builder *b)
+{
+	tern_cluster_builder_reclaim(b);
+	if (!b->retired)
+		return;
+	urcu_qsbr_barrier();
+	tern_cluster_builder_reclaim(b);
+}
+
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
 struct tern_cluster_builder *tern_cluster_builder_new(const struct tern_cluster_source_conf *conf)
@@ -866,11 +1002,16 @@ void tern_cluster_builder_free(struct tern_cluster_builder *b)
 		for (size_t i = 0; i <= b->groups.mask; i++)
 			for (struct hnode *n = b->groups.b[i]; n; n = n->next)
 				free(((struct group *)n)->svc);
+	if (b->slices.b)
+		for (size_t i = 0; i <= b->slices.mask; i++)
+			for (struct hnode *n = b->slices.b[i]; n; n = n->next)
+				tern_cluster_eps_release(((struct slice_obj *)n)->eps);
 	hmap_free_all(&b->groups, offsetof(struct group, node));
 	hmap_free_all(&b->slices, offsetof(struct slice_obj, node));
 	hmap_free_all(&b->namespaces, offsetof(struct ns_obj, node));
 	hmap_free_all(&b->pods, offsetof(struct pod_obj, node));
 	tern_cluster_free(b->prev);
+	retired_drain(b);
 	free(b->eps);
 	free(b->ports);
 	free(b->pending);
@@ -889,13 +1030,6 @@ bool tern_cluster_builder_dirty(const struct tern_cluster_builder *b)
 }
 
 /* ---- records ---------------------------------------------------------------------------- */
-
-static int ep_cmp(const void *a, const void *b)
-{
-	const struct tern_cluster_ep *x = a, *y = b;
-	int r = strcmp(x->hostname, y->hostname);
-	return r ? r : ip_cmp(&x->ip, &y->ip);
-}
 
 static int port_cmp(const void *a, const void *b)
 {
@@ -936,60 +1070,94 @@ static char *pool_put(char **pool, const char *s)
 	return out;
 }
 
+/**
+ * The endpoints of group @p g into *out (NULL: none): the block of its one slice with
+ * endpoints, shared (the common case), or a new block merging several (dual-stack
+ * Services, more than a slice's worth of endpoints).
+ */
+static int group_eps(struct tern_cluster_builder *b, const struct group *g,
+                     struct tern_cluster_eps **out)
+{
+	struct tern_cluster_eps *only = NULL;
+	size_t n = 0, blocks = 0;
+	*out = NULL;
+	for (const struct slice_obj *sl = g->slices; sl; sl = sl->next) {
+		if (!sl->eps || !sl->eps->n)
+			continue;
+		only = sl->eps;
+		n += sl->eps->n;
+		blocks++;
+	}
+	if (blocks <= 1) {
+		if (only)
+			tern_cluster_eps_hold(only);
+		*out = only;
+		return TERN_EOK;
+	}
+	if (scratch_reserve(b, n, 0) < 0)
+		return TERN_ENOMEM;
+	n = 0;
+	for (const struct slice_obj *sl = g->slices; sl; sl = sl->next) {
+		if (!sl->eps)
+			continue;
+		memcpy(&b->eps[n], sl->eps->v, sl->eps->n * sizeof(b->eps[0]));
+		n += sl->eps->n;
+	}
+	n = eps_canonical(b->eps, n);
+	size_t strbytes = 0;
+	for (size_t i = 0; i < n; i++)
+		strbytes += strlen(b->eps[i].hostname) + 1;
+	char *pool;
+	struct tern_cluster_eps *e = tern_cluster_eps_alloc(n, strbytes, &pool);
+	if (!e)
+		return TERN_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		e->v[i] = (struct tern_cluster_ep){ .ip = b->eps[i].ip,
+			.hostname = pool_put(&pool, b->eps[i].hostname) };
+	*out = e;
+	return TERN_EOK;
+}
+
 /** The record of group @p g (which has a Service): one block, refs = 1. */
 static int record_new(struct tern_cluster_builder *b, const struct group *g,
                       struct tern_cluster_svc **out)
 {
 	const struct svc_obj *so = g->svc;
-	size_t neps = 0, nports = 0;
-	for (const struct slice_obj *sl = g->slices; sl; sl = sl->next) {
-		neps += sl->neps;
+	size_t nports = 0;
+	for (const struct slice_obj *sl = g->slices; sl; sl = sl->next)
 		nports += sl->nports;
-	}
-	if (scratch_reserve(b, neps, nports) < 0)
+	if (scratch_reserve(b, 0, nports) < 0)
 		return TERN_ENOMEM;
-	size_t n = 0, np = 0;
+	size_t np = 0;
 	for (const struct slice_obj *sl = g->slices; sl; sl = sl->next) {
-		if (sl->neps)
-			memcpy(&b->eps[n], sl->eps, sl->neps * sizeof(b->eps[0]));
-		n += sl->neps;
 		if (sl->nports)
 			memcpy(&b->ports[np], sl->ports, sl->nports * sizeof(b->ports[0]));
 		np += sl->nports;
 	}
-	/* Merge: sort (slices usually come sorted: check first), then drop duplicates. */
-	bool sorted = true;
-	for (size_t i = 1; i < n && sorted; i++)
-		sorted = ep_cmp(&b->eps[i - 1], &b->eps[i]) <= 0;
-	if (!sorted)
-		qsort(b->eps, n, sizeof(b->eps[0]), ep_cmp);
+	/* Merge the slices' ports: sort, then drop duplicates. */
 	if (np > 1)
 		qsort(b->ports, np, sizeof(b->ports[0]), port_cmp);
 	size_t u = 0;
-	for (size_t i = 0; i < n; i++)
-		if (u == 0 || ep_cmp(&b->eps[u - 1], &b->eps[i]) != 0)
-			b->eps[u++] = b->eps[i];
-	n = u;
-	u = 0;
 	for (size_t i = 0; i < np; i++)
 		if (u == 0 || port_cmp(&b->ports[u - 1], &b->ports[i]) != 0)
 			b->ports[u++] = b->ports[i];
 	np = u;
 
 	size_t strbytes = strlen(g->ns) + strlen(g->name) + 2 + so->strbytes;
-	for (size_t i = 0; i < n; i++)
-		strbytes += strlen(b->eps[i].hostname) + 1;
 	for (size_t i = 0; i < np; i++)
 		strbytes += strlen(b->ports[i].name) + strlen(b->ports[i].proto) + 2;
-	size_t payload = n * sizeof(struct tern_cluster_ep) +
-	                 (so->nports + np) * sizeof(struct tern_cluster_port) +
+	size_t payload = (so->nports + np) * sizeof(struct tern_cluster_port) +
 	                 so->ncluster_ips * sizeof(struct tern_ip) + so->external_len + strbytes;
-	void *area;
-	struct tern_cluster_svc *svc = tern_cluster_svc_alloc(payload, &area);
-	if (!svc)
+	struct tern_cluster_eps *eps;
+	if (group_eps(b, g, &eps) < 0)
 		return TERN_ENOMEM;
-	struct tern_cluster_ep *eps = area;
-	struct tern_cluster_port *ports = (struct tern_cluster_port *)(eps + n);
+	void *area;
+	struct tern_cluster_svc *svc = tern_cluster_svc_alloc(payload, &area, eps);
+	if (!svc) {
+		tern_cluster_eps_release(eps);
+		return TERN_ENOMEM;
+	}
+	struct tern_cluster_port *ports = area;
 	struct tern_cluster_port *ep_ports = ports + so->nports;
 	struct tern_ip *ips = (struct tern_ip *)(ep_ports + np);
 	uint8_t *ext = (uint8_t *)(ips + so->ncluster_ips);
@@ -1017,11 +1185,6 @@ static int record_new(struct tern_cluster_builder *b, const struct group *g,
 			.proto = pool_put(&pool, b->ports[i].proto) };
 	svc->ep_ports = ep_ports;
 	svc->nep_ports = (unsigned)np;
-	for (size_t i = 0; i < n; i++)
-		eps[i] = (struct tern_cluster_ep){ .ip = b->eps[i].ip,
-			.hostname = pool_put(&pool, b->eps[i].hostname) };
-	svc->eps = eps;
-	svc->neps = (unsigned)n;
 	tern_cluster_svc_seal(svc);
 	*out = svc;
 	return TERN_EOK;
@@ -1194,8 +1357,9 @@ static uint64_t now_ns(void)
 
 /*
  * The calling thread must not be an online RCU reader: it is either not registered
- * with RCU at all, or registered and offline (tern_rcu_offline()) around this call,
- * because tern_rcu_synchronize() waits for every online reader.
+ * with RCU at all, or registered and offline (tern_rcu_offline()) around this call.
+ * Nothing here waits for readers: the previous snapshot is retired (freed after a
+ * grace period, by tern_cluster_builder_reclaim() on this thread).
  * build_hist[k] counts publishes that took at most 0.0001 * 2^k s and more than the
  * bucket below (not cumulative); slower ones are only in `snapshots` (the +Inf bucket).
  */
@@ -1207,10 +1371,8 @@ int tern_cluster_builder_publish(struct tern_cluster_builder *b, struct tern_clu
 		return TERN_ENOMEM;
 	struct tern_cluster *old = TERN_RCU_XCHG(&src->current, snap);
 	programming_flush(b);
-	if (old) {
-		tern_rcu_synchronize();
-		tern_cluster_free(old);
-	}
+	if (old)
+		retire(b, old);
 	uint64_t dt = now_ns() - t0;
 	struct tern_cluster_source_stats *st = &src->stats;
 	__atomic_fetch_add(&st->snapshots, 1, __ATOMIC_RELAXED);
@@ -1222,5 +1384,6 @@ int tern_cluster_builder_publish(struct tern_cluster_builder *b, struct tern_clu
 			break;
 		}
 	}
+	tern_cluster_builder_reclaim(b);
 	return TERN_EOK;
 }

@@ -32,6 +32,7 @@ struct tern_cluster_builder;
 
 /** @p conf is borrowed for the builder's life (namespaces filter, endpoint_pod_names). */
 struct tern_cluster_builder *tern_cluster_builder_new(const struct tern_cluster_source_conf *conf);
+/** Also frees the retired snapshots, waiting for their grace periods (rcu_barrier). */
 void tern_cluster_builder_free(struct tern_cluster_builder *b);
 
 /* Add or replace, and delete, by namespace and name. @return 0 or TERN_E*. */
@@ -63,11 +64,20 @@ struct tern_cluster *tern_cluster_builder_snapshot(struct tern_cluster_builder *
 void tern_cluster_free(struct tern_cluster *c);
 
 /**
- * Snapshot, publish into @p src with TERN_RCU_XCHG, wait for a grace period, free the
- * previous one, and count it in src->stats. Slice changes of headless Services applied
+ * Snapshot, publish into @p src with TERN_RCU_XCHG, retire the previous one (freed
+ * after a grace period by tern_cluster_builder_reclaim(): publishing never waits for
+ * readers), and count it in src->stats. Slice changes of headless Services applied
  * after set_synced with a new last-change-trigger-time are observed as DNS programming
  * durations (now - trigger time) right after the exchange, when they become visible
  * (see internal.h; changes that alter no record are observed when applied).
- * @return 0 or TERN_ENOMEM.
+ * The caller must not be an online RCU reader (unregistered, or registered and
+ * offline). @return 0 or TERN_ENOMEM.
  */
 int tern_cluster_builder_publish(struct tern_cluster_builder *b, struct tern_cluster_source *src);
+
+/**
+ * Free the snapshots retired by earlier publishes whose grace period has passed (also
+ * done by each publish). The watcher calls it every loop turn; tern_cluster_builder_free
+ * waits for and frees the rest (it must not be called by an online RCU reader).
+ */
+void tern_cluster_builder_reclaim(struct tern_cluster_builder *b);

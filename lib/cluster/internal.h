@@ -14,6 +14,24 @@
 
 #include "lib/cluster/snapshot.h"
 
+/**
+ * An immutable, refcounted array of ready endpoints, sorted by hostname then address,
+ * without duplicates, with its hostname strings in the same block. The builder makes
+ * one per EndpointSlice; a record whose Service has one slice (the common case) holds
+ * a reference to that slice's block instead of a copy of it, so the store and the
+ * snapshot keep each endpoint once. Refcounts are plain: builder thread only.
+ */
+struct tern_cluster_eps {
+	uint32_t refs;
+	uint32_t n;
+	struct tern_cluster_ep v[];   /* n entries; hostname strings follow */
+};
+
+/** A block for @p n endpoints and @p strbytes of strings at *pool; refs = 1. */
+struct tern_cluster_eps *tern_cluster_eps_alloc(size_t n, size_t strbytes, char **pool);
+void tern_cluster_eps_hold(struct tern_cluster_eps *e);
+void tern_cluster_eps_release(struct tern_cluster_eps *e);
+
 struct tern_cluster_pod_key {
 	const char *ns;
 	struct tern_ip ip;
@@ -35,8 +53,12 @@ struct tern_cluster_delta {
 	uint32_t serial;
 };
 
-/** A zeroed record with @p payload bytes at *area (8-aligned); refs = 1. */
-struct tern_cluster_svc *tern_cluster_svc_alloc(size_t payload, void **area);
+/**
+ * A zeroed record with @p payload bytes at *area (8-aligned); refs = 1. Its endpoints
+ * are @p eps (NULL: none), whose reference the record takes over on success.
+ */
+struct tern_cluster_svc *tern_cluster_svc_alloc(size_t payload, void **area,
+                                                struct tern_cluster_eps *eps);
 /** Record filled: compute its key hash. */
 void tern_cluster_svc_seal(struct tern_cluster_svc *svc);
 void tern_cluster_svc_release(const struct tern_cluster_svc *svc);

@@ -6,12 +6,20 @@
  *
  * A snapshot is a table of per-service record pointers (open addressing, linear
  * probing, keyed by (ns, name)), a sorted namespace set, a PTR index split into
- * PTR_SHARDS sorted shards by address hash, and an optional pod index. Records, the
- * namespace set, the PTR shards and the pod index are all refcounted blocks: a new
- * snapshot copies the previous table's pointers, replaces the changed records, and
- * rebuilds only the PTR shards that hold an address of a changed record; everything
- * else is shared. Refcounts are plain integers: every snapshot of one builder is built
- * and freed on one thread (the watcher; the loader once the watcher is joined).
+ * PTR_SHARDS sorted shards by address hash, and an optional pod index. Records, their
+ * endpoint blocks (internal.h; shared with the builder's slices), the namespace set,
+ * the PTR shards and the pod index are all refcounted blocks: a new snapshot copies
+ * the previous table's pointers, replaces the changed records, and rebuilds only the
+ * PTR shards that hold an address of a changed record; everything else is shared.
+ * Refcounts are plain integers: every snapshot of one builder is built and freed on
+ * one thread (the watcher; the loader once the watcher is joined).
+ *
+ * Memory, per endpoint: its entry in its slice's block (shared by the record) and one
+ * PTR entry, 20 bytes for IPv4 (a 4-byte key and the match) and 32 for IPv6: each
+ * shard keeps its IPv4 and IPv6 keys apart. Assembling allocates the new shards at
+ * their final size and sorts each one's added entries through a scratch buffer the
+ * size of the largest shard's, so the first build of a large cluster needs no copy of
+ * the whole index on the side.
  */
 #include "lib/cluster/snapshot.h"
 
@@ -35,6 +43,7 @@ struct rec {
 	uint64_t hash;          /**< of (ns, name) */
 	uint32_t nslen, namelen;
 	unsigned nips;          /**< addresses in the PTR index: ClusterIPs + eps */
+	struct tern_cluster_eps *eps;   /**< svc.eps lives here; NULL when none */
 	struct tern_cluster_svc svc;
 };
 
@@ -49,11 +58,17 @@ struct ns_set {
 	struct ns_name v[];     /* sorted by (len, bytes); strings follow */
 };
 
+/*
+ * One PTR shard: the IPv4 entries, then the IPv6 ones, each run sorted by address (for
+ * one address: ClusterIPs first, then by namespace, name, hostname). The keys are the
+ * bare addresses: IPv4 as host-order integers, IPv6 as 16 bytes.
+ */
 struct ptr_shard {
 	unsigned refs;
-	uint32_t n;
-	struct tern_cluster_ptr *vals;   /* n, sorted as keys */
-	struct tern_ip *keys;            /* n, ascending; ClusterIPs first per address */
+	uint32_t n4, n6;
+	uint32_t *keys4;                 /* n4 */
+	uint8_t (*keys6)[16];            /* n6 */
+	struct tern_cluster_ptr vals[];  /* n4 + n6; the keys follow */
 };
 
 struct pod_ent {
@@ -149,6 +164,12 @@ static inline int ip_cmp(const struct tern_ip *a, const struct tern_ip *b)
 	return memcmp(a, b, sizeof(*a));
 }
 
+/** An IPv4 address as the host-order integer the PTR shards sort by. */
+static inline uint32_t ip4_key(const uint8_t *a)
+{
+	return (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
+}
+
 /* ---- read side --------------------------------------------------------------------- */
 
 const struct tern_cluster_svc *tern_cluster_find_service(const struct tern_cluster *c,
@@ -206,20 +227,37 @@ size_t tern_cluster_find_ptr(const struct tern_cluster *c, const struct tern_ip 
 	const struct ptr_shard *sh = c->ptr[ip_shard(&key)];
 	if (!sh)
 		return 0;
-	size_t lo = 0, hi = sh->n;
-	while (lo < hi) {            /* lower bound */
-		size_t mid = lo + (hi - lo) / 2;
-		if (ip_cmp(&sh->keys[mid], &key) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
+	size_t lo = 0, end;
+	if (key.family == AF_INET) {
+		uint32_t k = ip4_key(key.addr);
+		size_t hi = sh->n4;
+		while (lo < hi) {            /* lower bound */
+			size_t mid = lo + (hi - lo) / 2;
+			if (sh->keys4[mid] < k)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (end = lo; end < sh->n4 && sh->keys4[end] == k;)
+			end++;
+		*out = &sh->vals[lo];
+	} else {
+		size_t hi = sh->n6;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (memcmp(sh->keys6[mid], key.addr, 16) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (end = lo; end < sh->n6 && memcmp(sh->keys6[end], key.addr, 16) == 0;)
+			end++;
+		*out = &sh->vals[sh->n4 + lo];
 	}
-	size_t end = lo;
-	while (end < sh->n && ip_cmp(&sh->keys[end], &key) == 0)
-		end++;
-	if (end == lo)
+	if (end == lo) {
+		*out = NULL;
 		return 0;
-	*out = &sh->vals[lo];
+	}
 	return end - lo;
 }
 
@@ -273,12 +311,40 @@ void tern_cluster_counts(const struct tern_cluster *c, struct tern_cluster_count
 
 /* ---- records ------------------------------------------------------------------------ */
 
-struct tern_cluster_svc *tern_cluster_svc_alloc(size_t payload, void **area)
+struct tern_cluster_eps *tern_cluster_eps_alloc(size_t n, size_t strbytes, char **pool)
+{
+	struct tern_cluster_eps *e = malloc(sizeof(*e) + n * sizeof(e->v[0]) + strbytes);
+	if (!e)
+		return NULL;
+	e->refs = 1;
+	e->n = (uint32_t)n;
+	*pool = (char *)&e->v[n];
+	return e;
+}
+
+void tern_cluster_eps_hold(struct tern_cluster_eps *e)
+{
+	e->refs++;
+}
+
+void tern_cluster_eps_release(struct tern_cluster_eps *e)
+{
+	if (e && --e->refs == 0)
+		free(e);
+}
+
+struct tern_cluster_svc *tern_cluster_svc_alloc(size_t payload, void **area,
+                                                struct tern_cluster_eps *eps)
 {
 	struct rec *r = calloc(1, sizeof(*r) + payload);
 	if (!r)
 		return NULL;
 	r->refs = 1;
+	r->eps = eps;
+	if (eps) {
+		r->svc.eps = eps->v;
+		r->svc.neps = eps->n;
+	}
 	*area = r + 1;
 	return &r->svc;
 }
@@ -297,8 +363,10 @@ void tern_cluster_svc_release(const struct tern_cluster_svc *svc)
 	if (!svc)
 		return;
 	struct rec *r = rec_of(svc);
-	if (--r->refs == 0)
+	if (--r->refs == 0) {
+		tern_cluster_eps_release(r->eps);
 		free(r);
+	}
 }
 
 static void svc_hold(const struct tern_cluster_svc *svc)
@@ -563,28 +631,44 @@ static int build_services(struct tern_cluster *c, const struct tern_cluster_delt
 
 /* ---- assembly: the PTR shards ------------------------------------------------------ */
 
+/** One entry while sorting: the address (IPv4 in key[0..3] as ip4_key) and its match. */
 struct ptr_tmp {
-	struct tern_ip ip;
+	union {
+		uint32_t k4;
+		uint8_t k6[16];
+	};
 	struct tern_cluster_ptr p;
 };
 
-static int ptr_tmp_cmp(const void *a, const void *b)
+/* The order of the matches of one address: ClusterIPs first, then by ns, name, hostname. */
+static int ptr_val_cmp(const struct tern_cluster_ptr *x, const struct tern_cluster_ptr *y)
+{
+	if (!x->ep != !y->ep)
+		return x->ep ? 1 : -1;
+	int r = strcmp(x->svc->ns, y->svc->ns);
+	if (r)
+		return r;
+	r = strcmp(x->svc->name, y->svc->name);
+	if (r)
+		return r;
+	if (x->ep && y->ep)
+		return strcmp(x->ep->hostname, y->ep->hostname);
+	return 0;
+}
+
+static int ptr4_cmp(const void *a, const void *b)
 {
 	const struct ptr_tmp *x = a, *y = b;
-	int r = ip_cmp(&x->ip, &y->ip);
-	if (r)
-		return r;
-	if (!x->p.ep != !y->p.ep)
-		return x->p.ep ? 1 : -1;       /* ClusterIPs first */
-	r = strcmp(x->p.svc->ns, y->p.svc->ns);
-	if (r)
-		return r;
-	r = strcmp(x->p.svc->name, y->p.svc->name);
-	if (r)
-		return r;
-	if (x->p.ep && y->p.ep)
-		return strcmp(x->p.ep->hostname, y->p.ep->hostname);
-	return 0;
+	if (x->k4 != y->k4)
+		return x->k4 < y->k4 ? -1 : 1;
+	return ptr_val_cmp(&x->p, &y->p);
+}
+
+static int ptr6_cmp(const void *a, const void *b)
+{
+	const struct ptr_tmp *x = a, *y = b;
+	int r = memcmp(x->k6, y->k6, 16);
+	return r ? r : ptr_val_cmp(&x->p, &y->p);
 }
 
 /** The @p k-th address of record @p s in the PTR index: ClusterIPs, then endpoints. */
@@ -599,17 +683,86 @@ static inline const struct tern_ip *rec_ip(const struct tern_cluster_svc *s, uns
 	return &(*ep)->ip;
 }
 
+/* Per shard while assembling: entries kept from the old shard and added, per family. */
+struct ptr_work {
+	uint32_t add4, add6;     /* added entries; then the fill position of each run */
+	uint32_t kept4, kept6;
+	bool hit;
+};
+
+static struct ptr_shard *ptr_shard_alloc(uint32_t n4, uint32_t n6)
+{
+	size_t n = (size_t)n4 + n6;
+	struct ptr_shard *s = malloc(sizeof(*s) + n * sizeof(s->vals[0]) +
+	                             n4 * sizeof(s->keys4[0]) + n6 * sizeof(s->keys6[0]));
+	if (!s)
+		return NULL;
+	s->refs = 1;
+	s->n4 = n4;
+	s->n6 = n6;
+	s->keys4 = (uint32_t *)&s->vals[n];
+	s->keys6 = (uint8_t (*)[16])&s->keys4[n4];
+	return s;
+}
+
+/*
+ * Sort the added entries [kept, n) of one run (IPv4: @p v6 false) through @p tmp and
+ * merge them into the sorted kept ones [0, kept), from the back, in place.
+ */
+static void ptr_run_sort(struct ptr_shard *s, bool v6, uint32_t kept, struct ptr_tmp *tmp)
+{
+	uint32_t n = v6 ? s->n6 : s->n4, nadd = n - kept;
+	struct tern_cluster_ptr *vals = v6 ? &s->vals[s->n4] : s->vals;
+	if (nadd == 0)
+		return;
+	for (uint32_t j = 0; j < nadd; j++) {
+		tmp[j].p = vals[kept + j];
+		if (v6)
+			memcpy(tmp[j].k6, s->keys6[kept + j], 16);
+		else
+			tmp[j].k4 = s->keys4[kept + j];
+	}
+	int (*cmp)(const void *, const void *) = v6 ? ptr6_cmp : ptr4_cmp;
+	qsort(tmp, nadd, sizeof(tmp[0]), cmp);
+	struct ptr_tmp cur;
+	for (uint32_t i = kept, j = nadd, k = n; j > 0; k--) {
+		bool from_kept = false;
+		if (i > 0) {
+			cur.p = vals[i - 1];
+			if (v6)
+				memcpy(cur.k6, s->keys6[i - 1], 16);
+			else
+				cur.k4 = s->keys4[i - 1];
+			from_kept = cmp(&cur, &tmp[j - 1]) > 0;
+		}
+		const struct ptr_tmp *e = from_kept ? &cur : &tmp[j - 1];
+		vals[k - 1] = e->p;
+		if (v6)
+			memcpy(s->keys6[k - 1], e->k6, 16);
+		else
+			s->keys4[k - 1] = e->k4;
+		if (from_kept)
+			i--;
+		else
+			j--;
+	}
+}
+
+/*
+ * The PTR shards: those no removed or added address falls in are shared with
+ * @p d->prev; the others are allocated at their final size, filled with the old
+ * shard's entries that stay (still sorted) and the added ones, which are then sorted
+ * and merged in. @return 0 or -1 (out of memory; what was built is in c->ptr).
+ */
 static int build_ptr(struct tern_cluster *c, const struct tern_cluster_delta *d)
 {
 	static const struct ptr_shard *const none[PTR_SHARDS];
 	struct ptr_shard *const *old = d->prev ? d->prev->ptr : (struct ptr_shard *const *)none;
-	uint32_t *add = calloc(PTR_SHARDS, sizeof(*add));
-	uint8_t *hit = calloc(PTR_SHARDS, 1);
-	struct ptr_tmp **tmp = calloc(PTR_SHARDS, sizeof(*tmp));
-	uint32_t *fill = calloc(PTR_SHARDS, sizeof(*fill));
+	struct ptr_work *w = calloc(PTR_SHARDS, sizeof(*w));
+	struct ptr_tmp *tmp = NULL;
 	int ret = -1;
-	if (!add || !hit || !tmp || !fill)
-		goto out;
+	if (!w)
+		return -1;
 
 	for (size_t i = 0; i < d->nremoved; i++) {
 		const struct tern_cluster_svc *s = d->removed[i];
@@ -617,7 +770,7 @@ static int build_ptr(struct tern_cluster *c, const struct tern_cluster_delta *d)
 		for (unsigned k = 0; k < rec_of(s)->nips; k++) {
 			const struct tern_cluster_ep *ep;
 			struct tern_ip key = ip_norm(rec_ip(s, k, &ep));
-			hit[ip_shard(&key)] = 1;
+			w[ip_shard(&key)].hit = true;
 		}
 	}
 	for (size_t i = 0; i < d->nadded; i++) {
@@ -625,80 +778,90 @@ static int build_ptr(struct tern_cluster *c, const struct tern_cluster_delta *d)
 		for (unsigned k = 0; k < rec_of(s)->nips; k++) {
 			const struct tern_cluster_ep *ep;
 			struct tern_ip key = ip_norm(rec_ip(s, k, &ep));
-			unsigned sh = ip_shard(&key);
-			hit[sh] = 1;
-			add[sh]++;
+			struct ptr_work *pw = &w[ip_shard(&key)];
+			pw->hit = true;
+			if (key.family == AF_INET)
+				pw->add4++;
+			else
+				pw->add6++;
 		}
 	}
-	/* Kept entries of the touched shards, then room for the added ones. */
+	/* Allocate the touched shards and copy the entries that stay. */
+	uint32_t most = 0;
 	for (unsigned sh = 0; sh < PTR_SHARDS; sh++) {
-		if (!hit[sh]) {
+		struct ptr_work *pw = &w[sh];
+		const struct ptr_shard *o = old[sh];
+		if (!pw->hit) {
 			c->ptr[sh] = old[sh];
-			if (old[sh])
+			if (o)
 				old[sh]->refs++;
 			continue;
 		}
-		uint32_t kept = 0;
-		if (old[sh])
-			for (uint32_t j = 0; j < old[sh]->n; j++)
-				kept += !rec_of(old[sh]->vals[j].svc)->gone;
-		uint32_t n = kept + add[sh];
-		add[sh] = kept;          /* from here on: the sorted prefix of tmp[sh] */
-		if (n == 0)
+		for (uint32_t j = 0; o && j < o->n4 + o->n6; j++) {
+			if (rec_of(o->vals[j].svc)->gone)
+				continue;
+			if (j < o->n4)
+				pw->kept4++;
+			else
+				pw->kept6++;
+		}
+		uint32_t n4 = pw->kept4 + pw->add4, n6 = pw->kept6 + pw->add6;
+		most = pw->add4 > most ? pw->add4 : most;
+		most = pw->add6 > most ? pw->add6 : most;
+		if (n4 + n6 == 0)
 			continue;
-		tmp[sh] = malloc(n * sizeof(*tmp[sh]));
-		if (!tmp[sh])
+		struct ptr_shard *s = ptr_shard_alloc(n4, n6);
+		if (!s)
 			goto out;
-		if (old[sh])
-			for (uint32_t j = 0; j < old[sh]->n; j++)
-				if (!rec_of(old[sh]->vals[j].svc)->gone)
-					tmp[sh][fill[sh]++] = (struct ptr_tmp){
-						.ip = old[sh]->keys[j], .p = old[sh]->vals[j] };
+		c->ptr[sh] = s;
+		uint32_t f4 = 0, f6 = 0;
+		for (uint32_t j = 0; o && j < o->n4 + o->n6; j++) {
+			if (rec_of(o->vals[j].svc)->gone)
+				continue;
+			if (j < o->n4) {
+				s->keys4[f4] = o->keys4[j];
+				s->vals[f4++] = o->vals[j];
+			} else {
+				memcpy(s->keys6[f6], o->keys6[j - o->n4], 16);
+				s->vals[n4 + f6++] = o->vals[j];
+			}
+		}
+		pw->add4 = f4;           /* from here on: where the next added entry goes */
+		pw->add6 = f6;
 	}
+	/* Append the added entries, then sort each run's added part and merge it in. */
 	for (size_t i = 0; i < d->nadded; i++) {
 		const struct tern_cluster_svc *s = d->added[i];
 		for (unsigned k = 0; k < rec_of(s)->nips; k++) {
 			const struct tern_cluster_ep *ep;
 			struct tern_ip key = ip_norm(rec_ip(s, k, &ep));
 			unsigned sh = ip_shard(&key);
-			tmp[sh][fill[sh]++] = (struct ptr_tmp){ .ip = key,
-				.p = { .svc = s, .ep = ep } };
+			struct ptr_shard *p = c->ptr[sh];
+			struct tern_cluster_ptr v = { .svc = s, .ep = ep };
+			if (key.family == AF_INET) {
+				p->keys4[w[sh].add4] = ip4_key(key.addr);
+				p->vals[w[sh].add4++] = v;
+			} else {
+				memcpy(p->keys6[w[sh].add6], key.addr, 16);
+				p->vals[p->n4 + w[sh].add6++] = v;
+			}
 		}
 	}
+	tmp = malloc((most ? most : 1) * sizeof(*tmp));
+	if (!tmp)
+		goto out;
 	for (unsigned sh = 0; sh < PTR_SHARDS; sh++) {
-		if (!tmp[sh])
+		if (!w[sh].hit || !c->ptr[sh])
 			continue;
-		/* kept entries are still sorted: sort the added ones and merge */
-		uint32_t n = fill[sh], kept = add[sh];
-		const struct ptr_tmp *t = tmp[sh];
-		qsort(tmp[sh] + kept, n - kept, sizeof(tmp[sh][0]), ptr_tmp_cmp);
-		struct ptr_shard *s = malloc(sizeof(*s) + n * (sizeof(s->vals[0]) +
-		                                               sizeof(s->keys[0])));
-		if (!s)
-			goto out;
-		s->refs = 1;
-		s->n = n;
-		s->vals = (struct tern_cluster_ptr *)(s + 1);
-		s->keys = (struct tern_ip *)(s->vals + n);
-		for (uint32_t j = 0, a = 0, b = kept; j < n; j++) {
-			bool left = b == n || (a < kept && ptr_tmp_cmp(&t[a], &t[b]) <= 0);
-			const struct ptr_tmp *e = left ? &t[a++] : &t[b++];
-			s->vals[j] = e->p;
-			s->keys[j] = e->ip;
-		}
-		c->ptr[sh] = s;
+		ptr_run_sort(c->ptr[sh], false, w[sh].kept4, tmp);
+		ptr_run_sort(c->ptr[sh], true, w[sh].kept6, tmp);
 	}
 	ret = 0;
 out:
 	for (size_t i = 0; i < d->nremoved; i++)
 		rec_of(d->removed[i])->gone = 0;
-	if (tmp)
-		for (unsigned sh = 0; sh < PTR_SHARDS; sh++)
-			free(tmp[sh]);
 	free(tmp);
-	free(add);
-	free(hit);
-	free(fill);
+	free(w);
 	return ret;
 }
 

@@ -433,8 +433,8 @@ static void render_build(FILE *out, const struct row *rows, size_t n)
 {
 	static const char name[] = "tern_kubernetes_snapshot_build_seconds";
 	family(out, name, "histogram",
-	       "Histogram of the time (in seconds) to build and publish a cluster snapshot, "
-	       "including the grace period before the previous one is freed.");
+	       "Histogram of the time (in seconds) to build and publish a cluster snapshot "
+	       "(the previous one is freed later, after a grace period).");
 	for (size_t i = 0; i < n; i++) {
 		const struct row *r = &rows[i];
 		uint64_t cum = 0;

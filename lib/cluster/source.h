@@ -14,8 +14,9 @@
  * list or refs, foreach to read each link, render for its whole walk. Render runs
  * while its thread is an online RCU reader, so nobody may wait for a grace period
  * while holding the mutex (liburcu, "Interaction with mutexes"): a watcher publishing
- * calls tern_rcu_synchronize(), which waits for that reader, which may be waiting for
- * the mutex. Hence reap only unlinks unused sources under the mutex, then calls
+ * out of memory calls tern_rcu_synchronize(), and freeing its builder waits for the
+ * grace periods of its retired snapshots (rcu_barrier), either of which waits for that
+ * reader, which may be waiting for the mutex. Hence reap only unlinks unused sources under the mutex, then calls
  * stop() (which joins the watcher) and frees them after releasing it; render can no
  * longer reach an unlinked source, and one that started before the unlink finished
  * before the unlink could take the mutex. For the same reason foreach calls @p fn

@@ -3,11 +3,14 @@
  * Unit tests for lib/cluster/build.c and snapshot.c: slim objects go into a builder,
  * snapshots come out, and every check reads them back through the public lookups
  * (snapshot.h) only: slice merging, readiness, endpoint names, ExternalName targets,
- * namespace filters, the PTR and pod indexes, relists, record sharing between
- * snapshots, the serial, and publishing through a source with RCU.
+ * namespace filters, the PTR and pod indexes, relists, record and endpoint sharing
+ * between snapshots, the serial, and publishing through a source with RCU (a publish
+ * never waits for readers; the snapshot it replaced stays readable until they pass).
  */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -516,6 +519,176 @@ Test(build, records_shared_between_snapshots)
 	tern_cluster_builder_free(b);
 }
 
+/* A record rebuilt for a Service change keeps its slice's endpoint block (shared, not
+ * copied), and each snapshot keeps the block it was built with alive. */
+Test(build, endpoints_shared_not_copied)
+{
+	struct tern_cluster_builder *b = t_builder();
+	t_service(b, "default", "web", NULL);
+	const char *e[] = { "10.2.0.3", "10.2.0.1=one", "10.2.0.2" };
+	t_slice(b, "default", "web-1", "web", e, 3);
+	struct tern_cluster *c1 = tern_cluster_builder_snapshot(b);
+	const struct tern_cluster_svc *s1 = t_find(c1, "default", "web");
+	cr_assert_eq(s1->neps, 3);
+	cr_assert_str_eq(s1->eps[0].hostname, "10-2-0-2", "sorted by hostname");
+	cr_assert_str_eq(s1->eps[2].hostname, "one");
+
+	/* the Service changes (now a ClusterIP): a new record, the same endpoints */
+	t_service(b, "default", "web", "10.96.0.5");
+	struct tern_cluster *c2 = tern_cluster_builder_snapshot(b);
+	const struct tern_cluster_svc *s2 = t_find(c2, "default", "web");
+	cr_assert_neq(s1, s2);
+	cr_assert_eq(s2->eps, s1->eps, "the endpoint block is shared");
+
+	/* the slice changes: a new block; the old snapshots keep theirs */
+	const char *e2[] = { "10.2.0.9" };
+	t_slice(b, "default", "web-1", "web", e2, 1);
+	struct tern_cluster *c3 = tern_cluster_builder_snapshot(b);
+	const struct tern_cluster_svc *s3 = t_find(c3, "default", "web");
+	cr_assert_eq(s3->neps, 1);
+	cr_assert(t_ip_is(&s3->eps[0].ip, "10.2.0.9"));
+	tern_cluster_free(c1);
+	cr_assert_str_eq(s2->eps[2].hostname, "one", "c2 still reads the first block");
+	tern_cluster_free(c2);
+
+	/* a second slice: the record merges both into a block of its own */
+	const char *e3[] = { "10.2.0.8" };
+	t_slice(b, "default", "web-2", "web", e3, 1);
+	struct tern_cluster *c4 = tern_cluster_builder_snapshot(b);
+	const struct tern_cluster_svc *s4 = t_find(c4, "default", "web");
+	cr_assert_eq(s4->neps, 2);
+	cr_assert(t_ip_is(&s4->eps[0].ip, "10.2.0.8"));
+	cr_assert(t_ip_is(&s4->eps[1].ip, "10.2.0.9"));
+	cr_assert_neq(s4->eps, s3->eps);
+	/* the builder goes first; the snapshots still own everything they point to */
+	tern_cluster_builder_free(b);
+	cr_assert(t_ip_is(&s3->eps[0].ip, "10.2.0.9"));
+	tern_cluster_free(c3);
+	cr_assert(t_ip_is(&s4->eps[1].ip, "10.2.0.9"));
+	tern_cluster_free(c4);
+}
+
+static void t_addr(char *buf, size_t len, unsigned i, bool v6)
+{
+	if (v6)
+		snprintf(buf, len, "fd00::%x:%x", i >> 8, i & 255);
+	else
+		snprintf(buf, len, "10.%u.%u.%u", 50 + (i >> 16), (i >> 8) & 255, i & 255);
+}
+
+/* Every address of svc-i for i = first, first + step, ... < n (ClusterIP 10.96.x.y plus
+ * two endpoints, one IPv4 and one IPv6, of which the IPv4 one is also an endpoint of
+ * svc-(i+1) when that exists) finds its matches, in order. */
+static void t_ptr_all(const struct tern_cluster *c, unsigned n, unsigned step, unsigned first)
+{
+	char addr[64], name[32];
+	for (unsigned i = first; i < n; i += step) {
+		const struct tern_cluster_ptr *p;
+		t_addr(addr, sizeof(addr), i, false);
+		struct tern_ip ip = t_ip(addr);
+		/* shared with svc-(i+1), unless that one is gone (step 2) or never was */
+		size_t want = step == 1 && i + 1 < n ? 2 : 1;
+		cr_assert_eq(tern_cluster_find_ptr(c, &ip, &p), want, "%s", addr);
+		snprintf(name, sizeof(name), "svc-%05u", i);
+		cr_assert_str_eq(p[0].svc->name, name, "%s", addr);
+		cr_assert_str_eq(p[0].ep->hostname, "v4");
+		t_addr(addr, sizeof(addr), i, true);
+		ip = t_ip(addr);
+		cr_assert_eq(tern_cluster_find_ptr(c, &ip, &p), 1, "%s", addr);
+		cr_assert_str_eq(p[0].svc->name, name);
+		cr_assert_str_eq(p[0].ep->hostname, "v6");
+		snprintf(addr, sizeof(addr), "10.96.%u.%u", i >> 8, i & 255);
+		ip = t_ip(addr);
+		cr_assert_eq(tern_cluster_find_ptr(c, &ip, &p), 1, "%s", addr);
+		cr_assert_null(p[0].ep);
+	}
+}
+
+/* Thousands of entries per family spread over every PTR shard: built at once, then
+ * edited (half the services removed, some added back) and compared with a fresh build.
+ * The shards' IPv4 and IPv6 runs are searched separately; both must stay sorted. */
+Test(build, ptr_index_large_both_families)
+{
+	const unsigned n = 6000;
+	struct tern_cluster_builder *b = t_builder();
+	char name[32], sname[40], cip[32], a4[64], a6[64], p4[64], e4[80], e6[80], e4p[80];
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "svc-%05u", i);
+		snprintf(cip, sizeof(cip), "10.96.%u.%u", i >> 8, i & 255);
+		t_service(b, "ns", name, cip);
+		t_addr(a4, sizeof(a4), i, false);
+		t_addr(a6, sizeof(a6), i, true);
+		snprintf(e4, sizeof(e4), "%s=v4", a4);
+		snprintf(e6, sizeof(e6), "%s=v6", a6);
+		const char *eps[3] = { e4, e6, NULL };
+		unsigned ne = 2;
+		if (i > 0) {
+			t_addr(p4, sizeof(p4), i - 1, false);
+			snprintf(e4p, sizeof(e4p), "%s=zz", p4);
+			eps[ne++] = e4p;
+		}
+		snprintf(sname, sizeof(sname), "%s-1", name);
+		t_slice(b, "ns", sname, name, eps, ne);
+	}
+	struct tern_cluster *c = tern_cluster_builder_snapshot(b);
+	struct tern_cluster_counts counts;
+	tern_cluster_counts(c, &counts);
+	cr_assert_eq(counts.services, n);
+	cr_assert_eq(counts.endpoints, 3 * n - 1);
+	t_ptr_all(c, n, 1, 0);
+	tern_cluster_free(c);
+
+	/* remove the odd services: every even one keeps only its own addresses */
+	for (unsigned i = 1; i < n; i += 2) {
+		snprintf(name, sizeof(name), "svc-%05u", i);
+		snprintf(sname, sizeof(sname), "%s-1", name);
+		cr_assert_eq(tern_cluster_builder_service_delete(b, "ns", name), 0);
+		cr_assert_eq(tern_cluster_builder_slice_delete(b, "ns", sname), 0);
+	}
+	c = tern_cluster_builder_snapshot(b);
+	tern_cluster_counts(c, &counts);
+	cr_assert_eq(counts.services, n / 2);
+	t_ptr_all(c, n, 2, 0);
+	for (unsigned i = 1; i < n; i += 2) {
+		const struct tern_cluster_ptr *p;
+		t_addr(a6, sizeof(a6), i, true);
+		struct tern_ip ip = t_ip(a6);
+		cr_assert_eq(tern_cluster_find_ptr(c, &ip, &p), 0, "%s is gone", a6);
+		cr_assert_null(p);
+	}
+	/* the fresh build of the same state answers the same */
+	struct tern_cluster_builder *f = t_builder();
+	for (unsigned i = 0; i < n; i += 2) {
+		snprintf(name, sizeof(name), "svc-%05u", i);
+		snprintf(cip, sizeof(cip), "10.96.%u.%u", i >> 8, i & 255);
+		t_service(f, "ns", name, cip);
+		t_addr(a4, sizeof(a4), i, false);
+		t_addr(a6, sizeof(a6), i, true);
+		snprintf(e4, sizeof(e4), "%s=v4", a4);
+		snprintf(e6, sizeof(e6), "%s=v6", a6);
+		t_addr(p4, sizeof(p4), i ? i - 1 : 0, false);
+		snprintf(e4p, sizeof(e4p), "%s=zz", p4);
+		snprintf(sname, sizeof(sname), "%s-1", name);
+		t_slice(f, "ns", sname, name, (const char *[]){ e4, e6, e4p }, i ? 3 : 2);
+	}
+	struct tern_cluster *fc = tern_cluster_builder_snapshot(f);
+	for (unsigned i = 0; i < n; i++) {
+		const struct tern_cluster_ptr *p, *q;
+		t_addr(a4, sizeof(a4), i, false);
+		struct tern_ip ip = t_ip(a4);
+		size_t np = tern_cluster_find_ptr(c, &ip, &p), nq = tern_cluster_find_ptr(fc, &ip, &q);
+		cr_assert_eq(np, nq, "%s", a4);
+		for (size_t j = 0; j < np; j++) {
+			cr_assert_str_eq(p[j].svc->name, q[j].svc->name, "%s", a4);
+			cr_assert_str_eq(p[j].ep->hostname, q[j].ep->hostname, "%s", a4);
+		}
+	}
+	tern_cluster_free(fc);
+	tern_cluster_builder_free(f);
+	tern_cluster_free(c);
+	tern_cluster_builder_free(b);
+}
+
 Test(build, serial_only_on_dns_change)
 {
 	struct tern_cluster_builder *b = t_builder();
@@ -693,6 +866,66 @@ Test(build, thousands_of_publishes_free_everything)
 	}
 	cr_assert_eq(src->stats.snapshots, 3000);
 	tern_cluster_builder_free(b);
+	tern_cluster_source_put(src);
+	tern_cluster_sources_reap(NULL);
+}
+
+/*
+ * A reader stays online holding the published snapshot (a worker in the middle of a
+ * turn). Publishing must not wait for it (the test times out if it does), and the
+ * snapshot it holds must stay readable until it goes offline (ASan sees no use after
+ * free); then the builder frees it (ASan sees no leak).
+ */
+static atomic_int t_reader_state;   /* 1: holding the snapshot, 2: let go, 3: done */
+static struct tern_cluster_source *t_reader_src;
+
+static void *t_online_reader(void *arg)
+{
+	(void)arg;
+	tern_rcu_register();   /* online */
+	const struct tern_cluster *c = tern_cluster_source_snapshot(t_reader_src);
+	atomic_store(&t_reader_state, 1);
+	while (atomic_load(&t_reader_state) != 2) {
+		const struct tern_cluster_svc *s = t_find(c, "default", "held");
+		cr_assert_not_null(s);
+		cr_assert(t_ip_is(&s->eps[0].ip, "10.3.0.1"));
+	}
+	tern_rcu_offline();
+	tern_rcu_unregister();
+	atomic_store(&t_reader_state, 3);
+	return NULL;
+}
+
+Test(build, publish_never_waits_for_readers, .timeout = 20)
+{
+	struct tern_cluster_source_conf conf = { .watch_endpoints = true };
+	struct tern_cluster_source *src = tern_cluster_source_get(&conf);
+	struct tern_cluster_builder *b = tern_cluster_builder_new(&src->conf);
+	t_service(b, "default", "held", NULL);
+	t_slice(b, "default", "held-1", "held", (const char *[]){ "10.3.0.1" }, 1);
+	cr_assert_eq(tern_cluster_builder_publish(b, src), 0);
+	t_reader_src = src;
+	atomic_store(&t_reader_state, 0);
+	pthread_t th;
+	cr_assert_eq(pthread_create(&th, NULL, t_online_reader, NULL), 0);
+	while (atomic_load(&t_reader_state) != 1)
+		;
+	/* replace the held record many times over while the reader stays online */
+	char ip[32];
+	for (unsigned i = 0; i < 200; i++) {
+		snprintf(ip, sizeof(ip), "10.3.1.%u", i % 250);
+		t_slice(b, "default", "held-1", "held", (const char *[]){ ip }, 1);
+		cr_assert_eq(tern_cluster_builder_publish(b, src), 0);
+		tern_cluster_builder_reclaim(b);
+	}
+	const struct tern_cluster *c = tern_cluster_source_snapshot(src);
+	cr_assert(t_ip_is(&t_find(c, "default", "held")->eps[0].ip, "10.3.1.199"));
+	atomic_store(&t_reader_state, 2);
+	while (atomic_load(&t_reader_state) != 3)
+		;
+	pthread_join(th, NULL);
+	cr_assert_eq(src->stats.snapshots, 201);
+	tern_cluster_builder_free(b);   /* waits for the last grace periods, frees the rest */
 	tern_cluster_source_put(src);
 	tern_cluster_sources_reap(NULL);
 }
