@@ -428,7 +428,7 @@ static int preq_capture(struct tern_io *io, struct preq *p, const struct tern_re
 	}
 	memcpy(p->query, req->query->wire, req->query->size);
 	p->qlen = (uint16_t)req->query->size;
-	p->start_ns = mono_ns();
+	p->start_ns = ctx->start_ns ? ctx->start_ns : mono_ns();
 	return 0;
 }
 

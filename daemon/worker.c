@@ -115,6 +115,8 @@ static int udp_batch(struct worker *w, const struct ep_item *it)
 	if (n <= 0)
 		return 0;
 	w->rx_used = (unsigned)n;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	struct tern_query_ctx ctx = {
 		.view = w->view,
 		.listen_index = it->listen_index,
@@ -127,6 +129,7 @@ static int udp_batch(struct worker *w, const struct ep_item *it)
 		.io = w->io,
 		.hot = w->hot,
 		.epoch = w->epoch,
+		.start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec,
 	};
 	w->cur_ctx = &ctx;
 	unsigned out = 0;

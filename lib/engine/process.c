@@ -325,7 +325,8 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
                     uint8_t *out, size_t out_cap)
 {
 	struct tern_stats_row *stats = ctx->stats;
-	uint64_t t0 = stats ? mono_ns() : 0;
+	/* When the query arrived: the transport's receive time, else now. */
+	uint64_t t0 = ctx->start_ns ? ctx->start_ns : stats ? mono_ns() : 0;
 	struct tern_hot_key hkey;
 	hkey.name_len = 0;
 	if (ctx->hot && likely(!ctx->resume && !ctx->refresh)) {
@@ -445,7 +446,7 @@ count:
 			                   req.qtype, req.dnssec_ok, in_len);
 		tern_stats_response(stats, slot, ctx->proto, rc,
 		                    req.answered ? req.plugin_id : TERN_STATS_NO_PLUGIN,
-		                    len, mono_ns() - (unlikely(ctx->start_ns) ? ctx->start_ns : t0));
+		                    len, mono_ns() - t0);
 	} else if (stats) {
 		tern_stats_event(stats, TERN_STATS_DROPPED);
 	}

@@ -55,7 +55,12 @@ struct tern_query_ctx {
 	struct tern_io *io;                /**< the worker's services, copied into req->io */
 	const struct tern_resume *resume;  /**< re-run of a parked request (borrowed) */
 	bool refresh;                      /**< background refresh (stats NULL): returns 0 */
-	uint64_t start_ns;                 /**< re-run: when the first run began (CLOCK_MONOTONIC) */
+	/**
+	 * When the query arrived (CLOCK_MONOTONIC ns; 0: when tern_process() starts): the
+	 * receive time of its batch, or for a re-run when the first run began. The
+	 * duration metrics count from it.
+	 */
+	uint64_t start_ns;
 	bool *parked;                      /**< out, optional: set true when the chain parked */
 };
 
