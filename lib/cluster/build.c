@@ -903,21 +903,11 @@ void tern_cluster_builder_relist_end(struct tern_cluster_builder *b, enum tern_k
  * callback, which also acquires the token every reader releases at its quiescent
  * states (rcu.h), then releases `done`, which the builder acquires before freeing.
  */
-#ifdef TERN_TSAN
-#define TSAN_RELEASE(p) __tsan_release((void *)(p))
-#define TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
-#define TSAN_GRACE()    __tsan_acquire(&tern_rcu_tsan_token)
-#else
-#define TSAN_RELEASE(p) ((void)(p))
-#define TSAN_ACQUIRE(p) ((void)(p))
-#define TSAN_GRACE()    ((void)0)
-#endif
-
 static void retired_cb(struct rcu_head *head)
 {
 	struct retired *r = caa_container_of(head, struct retired, head);
-	TSAN_ACQUIRE(r);
-	TSAN_GRACE();
+	TERN_TSAN_ACQUIRE(r);
+	TERN_TSAN_GRACE();
 	__atomic_store_n(&r->done, true, __ATOMIC_RELEASE);
 }
 
@@ -939,7 +929,7 @@ static void retire(struct tern_cluster_builder *b, struct tern_cluster *old)
 	r->snap = old;
 	r->next = b->retired;
 	b->retired = r;
-	TSAN_RELEASE(r);
+	TERN_TSAN_RELEASE(r);
 	urcu_qsbr_call_rcu(&r->head, retired_cb);
 }
 

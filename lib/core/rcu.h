@@ -69,7 +69,14 @@ static inline void tern_rcu_offline(void)
 	__tsan_release(&tern_rcu_tsan_token);
 	urcu_qsbr_thread_offline();
 }
+/* Hand-overs TSan cannot see (an object passed through liburcu, a grace period). */
+#define TERN_TSAN_RELEASE(p)     __tsan_release((void *)(p))
+#define TERN_TSAN_ACQUIRE(p)     __tsan_acquire((void *)(p))
+#define TERN_TSAN_GRACE()        __tsan_acquire(&tern_rcu_tsan_token)
 #else
+#define TERN_TSAN_RELEASE(p)     ((void)(p))
+#define TERN_TSAN_ACQUIRE(p)     ((void)(p))
+#define TERN_TSAN_GRACE()        ((void)0)
 #define TERN_RCU_DEREF(p)        rcu_dereference(p)
 #define TERN_RCU_XCHG(pp, v)     __extension__({ \
 	__typeof__(*(pp)) old_ = rcu_xchg_pointer((pp), (v)); \

@@ -20,17 +20,8 @@
 /*
  * ThreadSanitizer cannot see the barriers inside liburcu (inline asm, uninstrumented
  * library), so the publication of an entry through the hash table and its reclamation
- * after a grace period are annotated; the macros are empty otherwise.
+ * after a grace period are annotated (TERN_TSAN_* in rcu.h, empty otherwise).
  */
-#ifdef TERN_TSAN
-#define TSAN_RELEASE(p) __tsan_release((void *)(p))
-#define TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
-#define TSAN_GRACE()    __tsan_acquire(&tern_rcu_tsan_token)
-#else
-#define TSAN_RELEASE(p) ((void)(p))
-#define TSAN_ACQUIRE(p) ((void)(p))
-#define TSAN_GRACE()    ((void)0)
-#endif
 
 /* ---- keys ------------------------------------------------------------------------ */
 
@@ -59,7 +50,7 @@ static int match_key(struct cds_lfht_node *node, const void *key)
 {
 	const struct cache_entry *e = caa_container_of(node, struct cache_entry, node);
 	const struct cache_key *k = key;
-	TSAN_ACQUIRE(e);
+	TERN_TSAN_ACQUIRE(e);
 	return e->qtype == k->qtype && e->qclass == k->qclass && e->flags == k->flags &&
 	       e->qname_len == k->qname_len &&
 	       memcmp(e->wire + KNOT_WIRE_HEADER_SIZE, k->qname, k->qname_len) == 0;
@@ -264,7 +255,7 @@ void cache_entry_free(struct cache_entry *e)
 
 static void entry_free_rcu(struct rcu_head *head)
 {
-	TSAN_GRACE();
+	TERN_TSAN_GRACE();
 	free(caa_container_of(head, struct cache_entry, rcu));
 }
 
@@ -330,7 +321,7 @@ struct cache_entry *cache_table_find(const struct cache_table *t, const struct c
 	if (n == NULL)
 		return NULL;
 	struct cache_entry *e = caa_container_of(n, struct cache_entry, node);
-	TSAN_ACQUIRE(e);
+	TERN_TSAN_ACQUIRE(e);
 	return e;
 }
 
@@ -381,7 +372,7 @@ bool cache_table_insert(struct cache_table *t, struct cache_entry *e, uint64_t n
 		.flags = e->flags,
 		.hash = e->hash,
 	};
-	TSAN_RELEASE(e);
+	TERN_TSAN_RELEASE(e);
 	struct cds_lfht_node *old = cds_lfht_add_replace(t->ht, e->hash, match_key, &k, &e->node);
 	if (old != NULL) {
 		struct cache_entry *o = caa_container_of(old, struct cache_entry, node);

@@ -6,6 +6,7 @@
  * each starts with empty global statistics.
  */
 #include "lib/core/stats.h"
+#include "tests/support/metrics.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -21,43 +22,6 @@
 #define SRV      "dns://127.0.0.1:53"
 #define ZONE     "example.org."
 #define LBL      "server=\"" SRV "\",zone=\"" ZONE "\",view=\"\""
-
-static char *t_render(void)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	cr_assert_not_null(f);
-	tern_stats_render(f);
-	cr_assert_eq(fclose(f), 0);
-	return buf;
-}
-
-/* Value of the sample named exactly @p series ("name{labels}"), or -1 if absent. */
-static double t_sample(const char *text, const char *series)
-{
-	size_t n = strlen(series);
-	for (const char *line = text; line && *line; line = strchr(line, '\n')) {
-		if (*line == '\n')
-			line++;
-		if (strncmp(line, series, n) == 0 && line[n] == ' ')
-			return strtod(line + n + 1, NULL);
-	}
-	return -1;
-}
-
-static unsigned t_count_lines(const char *text, const char *prefix)
-{
-	unsigned count = 0;
-	size_t n = strlen(prefix);
-	for (const char *line = text; line && *line; line = strchr(line, '\n')) {
-		if (*line == '\n')
-			line++;
-		if (strncmp(line, prefix, n) == 0)
-			count++;
-	}
-	return count;
-}
 
 Test(stats, counts_from_two_rows_sum)
 {
@@ -77,30 +41,30 @@ Test(stats, counts_from_two_rows_sum)
 	tern_stats_response(b, slot, TERN_PROTO_UDP, KNOT_RCODE_NOERROR, 0, 100, 1000);
 	tern_stats_response(b, slot, TERN_PROTO_UDP, KNOT_RCODE_NXDOMAIN, 0, 100, 1000);
 
-	char *text = t_render();
-	cr_expect_eq(t_sample(text, "coredns_dns_requests_total{" LBL
+	char *text = t_metrics_render();
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_requests_total{" LBL
 	                      ",proto=\"udp\",family=\"1\",type=\"A\"}"), 7, "%s", text);
-	cr_expect_eq(t_sample(text, "coredns_dns_requests_total{" LBL
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_requests_total{" LBL
 	                      ",proto=\"tcp\",family=\"2\",type=\"SRV\"}"), 1);
-	cr_expect_eq(t_sample(text, "coredns_dns_requests_total{" LBL
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_requests_total{" LBL
 	                      ",proto=\"udp\",family=\"1\",type=\"other\"}"), 1);
-	cr_expect_eq(t_sample(text, "coredns_dns_do_requests_total{" LBL "}"), 3);
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_do_requests_total{" LBL "}"), 3);
 
 	char series[512];
 	snprintf(series, sizeof(series),
 	         "coredns_dns_responses_total{" LBL ",rcode=\"NOERROR\",plugin=\"%s\"}",
 	         tern_plugins[0]->name);
-	cr_expect_eq(t_sample(text, series), 2, "%s", series);
+	cr_expect_eq(t_metrics_sample(text, series), 2, "%s", series);
 	snprintf(series, sizeof(series),
 	         "coredns_dns_responses_total{" LBL ",rcode=\"NXDOMAIN\",plugin=\"%s\"}",
 	         tern_plugins[0]->name);
-	cr_expect_eq(t_sample(text, series), 1);
-	cr_expect_eq(t_sample(text, "coredns_dns_request_size_bytes_count{" LBL
+	cr_expect_eq(t_metrics_sample(text, series), 1);
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_request_size_bytes_count{" LBL
 	                      ",proto=\"udp\"}"), 8);
-	cr_expect_eq(t_sample(text, "coredns_dns_request_size_bytes_sum{" LBL
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_request_size_bytes_sum{" LBL
 	                      ",proto=\"udp\"}"), 7 * 40 + 60);
-	cr_expect_eq(t_sample(text, "tern_worker_queries_total{worker=\"0\"}"), 3);
-	cr_expect_eq(t_sample(text, "tern_worker_queries_total{worker=\"1\"}"), 6);
+	cr_expect_eq(t_metrics_sample(text, "tern_worker_queries_total{worker=\"0\"}"), 3);
+	cr_expect_eq(t_metrics_sample(text, "tern_worker_queries_total{worker=\"1\"}"), 6);
 	free(text);
 	tern_stats_row_free(a);
 	tern_stats_row_free(b);
@@ -115,7 +79,7 @@ Test(stats, histogram_buckets_are_cumulative)
 	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
 		tern_stats_response(row, slot, TERN_PROTO_UDP, 0, TERN_STATS_NO_PLUGIN, 512, ns[i]);
 
-	char *text = t_render();
+	char *text = t_metrics_render();
 	static const struct {
 		const char *le;
 		double count;
@@ -128,19 +92,19 @@ Test(stats, histogram_buckets_are_cumulative)
 		snprintf(series, sizeof(series),
 		         "coredns_dns_request_duration_seconds_bucket{" LBL ",le=\"%s\"}",
 		         want[i].le);
-		cr_expect_eq(t_sample(text, series), want[i].count, "le=%s", want[i].le);
+		cr_expect_eq(t_metrics_sample(text, series), want[i].count, "le=%s", want[i].le);
 	}
-	cr_expect_eq(t_count_lines(text, "coredns_dns_request_duration_seconds_bucket{"), 17);
-	cr_expect_eq(t_sample(text, "coredns_dns_request_duration_seconds_count{" LBL "}"), 5);
-	double sum = t_sample(text, "coredns_dns_request_duration_seconds_sum{" LBL "}");
+	cr_expect_eq(t_metrics_count_lines(text, "coredns_dns_request_duration_seconds_bucket{"), 17);
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_request_duration_seconds_count{" LBL "}"), 5);
+	double sum = t_metrics_sample(text, "coredns_dns_request_duration_seconds_sum{" LBL "}");
 	cr_expect(sum > 10.00164 && sum < 10.00166, "sum %f", sum);
 
 	/* Response sizes: 512 is over the 511 bound and under 1023. */
-	cr_expect_eq(t_sample(text, "coredns_dns_response_size_bytes_bucket{" LBL
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_response_size_bytes_bucket{" LBL
 	                      ",proto=\"udp\",le=\"511\"}"), 0);
-	cr_expect_eq(t_sample(text, "coredns_dns_response_size_bytes_bucket{" LBL
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_response_size_bytes_bucket{" LBL
 	                      ",proto=\"udp\",le=\"1023\"}"), 5);
-	cr_expect_eq(t_sample(text, "coredns_dns_response_size_bytes_bucket{" LBL
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_response_size_bytes_bucket{" LBL
 	                      ",proto=\"udp\",le=\"+Inf\"}"), 5);
 
 	/* Every bucket series is non-decreasing in le order. */
@@ -163,18 +127,18 @@ Test(stats, only_nonzero_series_render)
 	cr_assert_neq(used, unused);
 	tern_stats_request(row, used, TERN_PROTO_UDP, 1, KNOT_RRTYPE_A, false, 40);
 
-	char *text = t_render();
+	char *text = t_metrics_render();
 	cr_expect_null(strstr(text, "unused.example."), "%s", text);
-	cr_expect_eq(t_count_lines(text, "coredns_dns_requests_total{"), 1);
-	cr_expect_eq(t_count_lines(text, "# TYPE coredns_dns_requests_total counter"), 1);
+	cr_expect_eq(t_metrics_count_lines(text, "coredns_dns_requests_total{"), 1);
+	cr_expect_eq(t_metrics_count_lines(text, "# TYPE coredns_dns_requests_total counter"), 1);
 	/* No DO bit and no response yet: those families are absent altogether. */
 	cr_expect_null(strstr(text, "coredns_dns_do_requests_total"));
 	cr_expect_null(strstr(text, "coredns_dns_responses_total"));
 	cr_expect_null(strstr(text, "coredns_dns_request_duration_seconds"));
 	/* Process-wide counters are always present. */
-	cr_expect_eq(t_sample(text, "coredns_panics_total"), 0);
-	cr_expect_eq(t_sample(text, "coredns_reload_failed_total"), 0);
-	cr_expect_eq(t_sample(text, "coredns_build_info{version=\"" TERN_VERSION
+	cr_expect_eq(t_metrics_sample(text, "coredns_panics_total"), 0);
+	cr_expect_eq(t_metrics_sample(text, "coredns_reload_failed_total"), 0);
+	cr_expect_eq(t_metrics_sample(text, "coredns_build_info{version=\"" TERN_VERSION
 	                      "\",revision=\"\",goversion=\"none\"}"), 1, "%s", text);
 	free(text);
 	tern_stats_row_free(row);
@@ -223,15 +187,15 @@ Test(stats, freed_rows_keep_totals)
 	tern_stats_tcp_open(a, 1);
 	tern_stats_row_free(a);
 
-	char *text = t_render();
+	char *text = t_metrics_render();
 	const char *req = "coredns_dns_requests_total{" LBL
 	                  ",proto=\"udp\",family=\"1\",type=\"AAAA\"}";
 	const char *resp = "coredns_dns_responses_total{" LBL ",rcode=\"SERVFAIL\",plugin=\"\"}";
-	cr_expect_eq(t_sample(text, req), 5);
-	cr_expect_eq(t_sample(text, resp), 5);
-	cr_expect_eq(t_sample(text, "tern_truncated_total{worker=\"0\"}"), 1);
+	cr_expect_eq(t_metrics_sample(text, req), 5);
+	cr_expect_eq(t_metrics_sample(text, resp), 5);
+	cr_expect_eq(t_metrics_sample(text, "tern_truncated_total{worker=\"0\"}"), 1);
 	/* A freed worker has no open connections. */
-	cr_expect_eq(t_sample(text, "tern_tcp_connections{worker=\"0\"}"), -1);
+	cr_expect_eq(t_metrics_sample(text, "tern_tcp_connections{worker=\"0\"}"), -1);
 	free(text);
 
 	/* The same worker id starting again (a reload) continues the counters, twice. */
@@ -240,17 +204,17 @@ Test(stats, freed_rows_keep_totals)
 		tern_stats_request(b, slot, TERN_PROTO_UDP, 1, KNOT_RRTYPE_AAAA, false, 40);
 		tern_stats_response(b, slot, TERN_PROTO_UDP, KNOT_RCODE_SERVFAIL,
 		                    TERN_STATS_NO_PLUGIN, 40, 5000);
-		text = t_render();
-		cr_expect_eq(t_sample(text, req), 6 + round);
-		cr_expect_eq(t_sample(text, resp), 6 + round);
-		cr_expect_eq(t_sample(text, "tern_worker_queries_total{worker=\"0\"}"), 6 + round);
-		cr_expect_eq(t_sample(text, "tern_tcp_connections{worker=\"0\"}"), 0);
+		text = t_metrics_render();
+		cr_expect_eq(t_metrics_sample(text, req), 6 + round);
+		cr_expect_eq(t_metrics_sample(text, resp), 6 + round);
+		cr_expect_eq(t_metrics_sample(text, "tern_worker_queries_total{worker=\"0\"}"), 6 + round);
+		cr_expect_eq(t_metrics_sample(text, "tern_tcp_connections{worker=\"0\"}"), 0);
 		free(text);
 		tern_stats_row_free(b);
 	}
-	text = t_render();
-	cr_expect_eq(t_sample(text, req), 7);
-	cr_expect_eq(t_count_lines(text, "tern_worker_queries_total{"), 1);
+	text = t_metrics_render();
+	cr_expect_eq(t_metrics_sample(text, req), 7);
+	cr_expect_eq(t_metrics_count_lines(text, "tern_worker_queries_total{"), 1);
 	free(text);
 }
 
@@ -266,19 +230,19 @@ Test(stats, response_labels_name_rcode_and_plugin)
 	tern_stats_response(row, -1, TERN_PROTO_UDP, KNOT_RCODE_REFUSED,
 	                    TERN_STATS_NO_PLUGIN, 40, 1);
 
-	char *text = t_render();
+	char *text = t_metrics_render();
 	char series[512];
-	cr_expect_eq(t_sample(text, "coredns_dns_responses_total{" LBL
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_responses_total{" LBL
 	                      ",rcode=\"REFUSED\",plugin=\"\"}"), 1, "%s", text);
 	snprintf(series, sizeof(series),
 	         "coredns_dns_responses_total{" LBL ",rcode=\"BADSIG\",plugin=\"%s\"}",
 	         tern_plugins[last]->name);
-	cr_expect_eq(t_sample(text, series), 1, "%s", series);
+	cr_expect_eq(t_metrics_sample(text, series), 1, "%s", series);
 	snprintf(series, sizeof(series),
 	         "coredns_dns_responses_total{" LBL ",rcode=\"13\",plugin=\"%s\"}",
 	         tern_plugins[last]->name);
-	cr_expect_eq(t_sample(text, series), 1, "%s", series);
-	cr_expect_eq(t_sample(text, "coredns_dns_responses_total{server=\"\",zone=\"dropped\","
+	cr_expect_eq(t_metrics_sample(text, series), 1, "%s", series);
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_responses_total{server=\"\",zone=\"dropped\","
 	                      "view=\"\",rcode=\"REFUSED\",plugin=\"\"}"), 1);
 	free(text);
 	tern_stats_row_free(row);
@@ -299,17 +263,17 @@ Test(stats, worker_events_and_tcp_gauge)
 	tern_stats_tcp_open(row, -1);
 	tern_stats_reload_failed();
 
-	char *text = t_render();
-	cr_expect_eq(t_sample(text, "tern_dropped_total{worker=\"2\",reason=\"invalid\"}"), 2);
-	cr_expect_eq(t_sample(text, "tern_formerr_total{worker=\"2\"}"), 1);
-	cr_expect_eq(t_sample(text,
+	char *text = t_metrics_render();
+	cr_expect_eq(t_metrics_sample(text, "tern_dropped_total{worker=\"2\",reason=\"invalid\"}"), 2);
+	cr_expect_eq(t_metrics_sample(text, "tern_formerr_total{worker=\"2\"}"), 1);
+	cr_expect_eq(t_metrics_sample(text,
 	             "tern_tcp_connections_total{worker=\"2\",result=\"accepted\"}"), 2);
-	cr_expect_eq(t_sample(text,
+	cr_expect_eq(t_metrics_sample(text,
 	             "tern_tcp_connections_total{worker=\"2\",result=\"refused\"}"), 1);
-	cr_expect_eq(t_sample(text,
+	cr_expect_eq(t_metrics_sample(text,
 	             "tern_tcp_connections_total{worker=\"2\",result=\"timeout\"}"), 1);
-	cr_expect_eq(t_sample(text, "tern_tcp_connections{worker=\"2\"}"), 1);
-	cr_expect_eq(t_sample(text, "coredns_reload_failed_total"), 1);
+	cr_expect_eq(t_metrics_sample(text, "tern_tcp_connections{worker=\"2\"}"), 1);
+	cr_expect_eq(t_metrics_sample(text, "coredns_reload_failed_total"), 1);
 	free(text);
 	tern_stats_row_free(row);
 }
@@ -358,7 +322,7 @@ Test(stats, render_passes_promtool)
 	tern_stats_reload_failed();
 	tern_stats_row_free(a);
 
-	char *text = t_render();
+	char *text = t_metrics_render();
 	char msg[4096];
 	int rc = t_promtool(text, msg, sizeof(msg));
 	cr_expect_eq(rc, 0, "promtool check metrics failed (%d):\n%s\n--- input:\n%s", rc, msg,
@@ -400,8 +364,8 @@ Test(stats, concurrent_writers_sum_exactly)
 	/* Scrape while they write: totals only grow. */
 	double prev = 0;
 	for (int i = 0; i < 20; i++) {
-		char *text = t_render();
-		double v = t_sample(text, "coredns_dns_requests_total{" LBL
+		char *text = t_metrics_render();
+		double v = t_metrics_sample(text, "coredns_dns_requests_total{" LBL
 		                    ",proto=\"udp\",family=\"1\",type=\"A\"}");
 		if (v < 0)
 			v = 0; /* no row has counted yet */
@@ -412,13 +376,13 @@ Test(stats, concurrent_writers_sum_exactly)
 	}
 	for (int i = 0; i < 2; i++)
 		pthread_join(th[i], NULL);
-	char *text = t_render();
-	cr_expect_eq(t_sample(text, "coredns_dns_requests_total{" LBL
+	char *text = t_metrics_render();
+	cr_expect_eq(t_metrics_sample(text, "coredns_dns_requests_total{" LBL
 	                      ",proto=\"udp\",family=\"1\",type=\"A\"}"), 500000);
 	char series[512];
 	snprintf(series, sizeof(series),
 	         "coredns_dns_responses_total{" LBL ",rcode=\"NOERROR\",plugin=\"%s\"}",
 	         tern_plugins[0]->name);
-	cr_expect_eq(t_sample(text, series), 500000);
+	cr_expect_eq(t_metrics_sample(text, series), 500000);
 	free(text);
 }

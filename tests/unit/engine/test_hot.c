@@ -17,6 +17,7 @@
 #include "lib/dns/answer.h"
 #include "lib/engine/hot.h"
 #include "lib/engine/process.h"
+#include "tests/support/metrics.h"
 
 /*
  * The test plugin (pure, skippable) answers "<n>.example.org A" with n * 20 A records
@@ -441,24 +442,6 @@ Test(hot, overwritten_answers_are_never_served, .init = setup_tiny, .fini = tear
 	cr_assert_eq(calls, before);
 }
 
-static char *render_stats(void)
-{
-	static char *buf;
-	static size_t len;
-	FILE *f = open_memstream(&buf, &len);
-	cr_assert_not_null(f);
-	tern_stats_render(f);
-	cr_assert_eq(fclose(f), 0);
-	return buf;
-}
-
-/* Value of the sample whose line starts with @p series, or -1. */
-static double sample(const char *text, const char *series)
-{
-	const char *p = strstr(text, series);
-	return p ? strtod(p + strlen(series), NULL) : -1;
-}
-
 Test(hot, replays_are_counted_as_the_chain_counts_answers, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535], in[512];
@@ -475,19 +458,20 @@ Test(hot, replays_are_counted_as_the_chain_counts_answers, .init = setup, .fini 
 		cr_assert_gt(tern_process(&ctx, in, ql, a, sizeof(a)), 0);
 	}
 	cr_assert_eq(calls, 1);
-	char *text = render_stats();
+	char *text = t_metrics_render();
 	const char *lbl = "server=\"dns://127.0.0.1:5300\",zone=\"hot.test.\",view=\"\"";
 	char series[256];
 	snprintf(series, sizeof(series), "coredns_dns_requests_total{%s,proto=\"udp\","
-	         "family=\"1\",type=\"A\"} ", lbl);
-	cr_assert_eq(sample(text, series), 3, "%s", text);
+	         "family=\"1\",type=\"A\"}", lbl);
+	cr_assert_eq(t_metrics_sample(text, series), 3, "%s", text);
 	snprintf(series, sizeof(series), "coredns_dns_responses_total{%s,rcode=\"NOERROR\","
 	         "plugin=\"", lbl);
 	cr_assert_not_null(strstr(text, series), "%s", text);
-	snprintf(series, sizeof(series), "coredns_dns_request_duration_seconds_count{%s} ", lbl);
-	cr_assert_eq(sample(text, series), 3, "%s", text);
-	cr_assert_eq(sample(text, "tern_hot_answers_total{worker=\"77\",result=\"hit\"} "), 2);
-	cr_assert_eq(sample(text, "tern_hot_answers_total{worker=\"77\",result=\"stored\"} "), 1);
+	snprintf(series, sizeof(series), "coredns_dns_request_duration_seconds_count{%s}", lbl);
+	cr_assert_eq(t_metrics_sample(text, series), 3, "%s", text);
+	cr_assert_eq(t_metrics_sample(text, "tern_hot_answers_total{worker=\"77\",result=\"hit\"}"), 2);
+	cr_assert_eq(t_metrics_sample(text, "tern_hot_answers_total{worker=\"77\",result=\"stored\"}"),
+	             1);
 	free(text);
 	tern_stats_row_free(row);
 }

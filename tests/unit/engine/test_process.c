@@ -15,6 +15,7 @@
 #include "lib/dns/answer.h"
 #include "lib/engine/process.h"
 #include "tests/support/fake_io.h"
+#include "tests/support/metrics.h"
 
 /* The test plugin answers "<n>.example.org A" with n records 192.0.2.1..n. */
 static enum tern_verdict testplug_query(struct tern_req *req, const struct tern_plugin_inst *pi)
@@ -352,36 +353,6 @@ Test(process, malformed_queries_get_formerr_never_longer_than_the_query, .init =
 
 /* ---- parking and re-runs (fake io) ---------------------------------------------- */
 
-static char *render_stats(void)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	cr_assert_not_null(f);
-	tern_stats_render(f);
-	cr_assert_eq(fclose(f), 0);
-	return buf;
-}
-
-/* Sum of every sample whose line starts with @p prefix (0 when none). */
-static double stats_sum(const char *text, const char *prefix)
-{
-	double sum = 0;
-	size_t n = strlen(prefix);
-	for (const char *line = text; line && *line; line = strchr(line, '\n')) {
-		if (*line == '\n')
-			line++;
-		if (strncmp(line, prefix, n) == 0) {
-			const char *eol = strchr(line, '\n');
-			const char *v = eol ? eol : line + strlen(line);
-			while (v > line && v[-1] != ' ')
-				v--;
-			sum += strtod(v, NULL);
-		}
-	}
-	return sum;
-}
-
 static struct tern_query_ctx async_ctx(struct tern_io *io, struct tern_stats_row *row,
                                        enum tern_proto proto, bool *parked)
 {
@@ -407,10 +378,10 @@ Test(process, park_sends_nothing_and_counts_the_query_once, .init = setup, .fini
 	cr_assert_eq(t_io_last(io)->plugin_id, 1);
 	cr_assert_eq(t_io_last(io)->u.tried, 7);
 	cr_assert_eq(seen.answer_hooks, 0, "no answer hook runs for a parked query");
-	char *text = render_stats();
-	cr_assert_eq(stats_sum(text, "tern_dropped_total"), 0, "parked is not dropped");
-	cr_assert_eq(stats_sum(text, "tern_worker_queries_total"), 1);
-	cr_assert_eq(stats_sum(text, "coredns_dns_responses_total"), 0, "no response yet");
+	char *text = t_metrics_render();
+	cr_assert_eq(t_metrics_sum(text, "tern_dropped_total"), 0, "parked is not dropped");
+	cr_assert_eq(t_metrics_sum(text, "tern_worker_queries_total"), 1);
+	cr_assert_eq(t_metrics_sum(text, "coredns_dns_responses_total"), 0, "no response yet");
 	free(text);
 
 	/* The wait counts in the duration of the query. */
@@ -433,11 +404,11 @@ Test(process, park_sends_nothing_and_counts_the_query_once, .init = setup, .fini
 	cr_assert_eq(knot_wire_get_ancount(a), 2);
 	knot_pkt_free(parse(a, al));
 
-	text = render_stats();
-	cr_assert_eq(stats_sum(text, "tern_worker_queries_total"), 1, "a re-run is no new query");
-	cr_assert_eq(stats_sum(text, "coredns_dns_responses_total"), 1);
-	cr_assert_eq(stats_sum(text, "tern_dropped_total"), 0);
-	double dur = stats_sum(text, "coredns_dns_request_duration_seconds_sum");
+	text = t_metrics_render();
+	cr_assert_eq(t_metrics_sum(text, "tern_worker_queries_total"), 1, "a re-run is no new query");
+	cr_assert_eq(t_metrics_sum(text, "coredns_dns_responses_total"), 1);
+	cr_assert_eq(t_metrics_sum(text, "tern_dropped_total"), 0);
+	double dur = t_metrics_sum(text, "coredns_dns_request_duration_seconds_sum");
 	cr_assert_geq(dur, 0.03, "the duration covers the wait (%f s)", dur);
 	free(text);
 	t_io_free(io);
@@ -483,17 +454,17 @@ Test(process, refresh_runs_the_answer_hooks_and_sends_nothing, .init = setup, .f
 	cr_assert_gt(tern_process(&ctx, q, ql, a, sizeof(a)), 0);
 	cr_assert_eq(io->nrefreshes, 1);
 	cr_assert_eq(seen.answer_hooks, 1);
-	char *before = render_stats();
+	char *before = t_metrics_render();
 
 	cr_assert_eq(t_io_run_refresh(io, &ctx, 0, a, sizeof(a), NULL), 0, "a refresh sends nothing");
 	cr_assert(seen.saw_refresh);
 	cr_assert_eq(seen.answer_hooks, 2, "answer hooks (a cache store) run for a refresh");
-	char *after = render_stats();
-	cr_assert_eq(stats_sum(after, "tern_worker_queries_total"),
-	             stats_sum(before, "tern_worker_queries_total"), "a refresh is not counted");
-	cr_assert_eq(stats_sum(after, "coredns_dns_responses_total"),
-	             stats_sum(before, "coredns_dns_responses_total"));
-	cr_assert_eq(stats_sum(after, "tern_dropped_total"), 0);
+	char *after = t_metrics_render();
+	cr_assert_eq(t_metrics_sum(after, "tern_worker_queries_total"),
+	             t_metrics_sum(before, "tern_worker_queries_total"), "a refresh is not counted");
+	cr_assert_eq(t_metrics_sum(after, "coredns_dns_responses_total"),
+	             t_metrics_sum(before, "coredns_dns_responses_total"));
+	cr_assert_eq(t_metrics_sum(after, "tern_dropped_total"), 0);
 	free(before);
 	free(after);
 	t_io_free(io);
