@@ -30,7 +30,7 @@ struct hot_slot {
  * after the question, without OPT); nttl x (u16 offset, u32 ttl).
  */
 struct hot_entry {
-	uint64_t epoch;
+	uint64_t epoch;            /* publish epoch, or view generation when by_view */
 	struct tern_stats_loc stats;
 	uint16_t qtype;
 	uint16_t name_len;
@@ -44,6 +44,7 @@ struct hot_entry {
 	uint8_t ncounters;
 	bool limited;              /* has until_ms and ttl_base_ms */
 	uint8_t name_off;          /* where the name starts in data[] */
+	bool by_view;              /* allowed with limits: valid for its view, not one epoch */
 	uint8_t data[];
 };
 _Static_assert(sizeof(struct hot_entry) == 40, "the entry header stays compact");
@@ -286,7 +287,8 @@ static struct hot_entry *lookup_valid(struct tern_hot *hot, const struct tern_ho
 {
 	struct hot_slot *slot;
 	struct hot_entry *e = lookup(hot, key, flags, hash, &slot);
-	if (e && (e->epoch != key->epoch || (e->limited && now_ms >= entry_u64(e, 0)))) {
+	if (e && (e->epoch != (e->by_view ? key->view_gen : key->epoch) ||
+	          (e->limited && now_ms >= entry_u64(e, 0)))) {
 		slot->pos = 0;   /* retired: data published since, or expired */
 		return NULL;
 	}
@@ -341,13 +343,14 @@ static size_t replay(const struct hot_entry *e, const struct tern_hot_key *key,
 	return KNOT_WIRE_HEADER_SIZE + key->qsec_len + e->body_len + opt;
 }
 
-struct tern_hot_hit tern_hot_serve(struct tern_hot *hot, uint64_t epoch, unsigned listen_index,
-                                   bool tcp, uint64_t now_ms, const uint8_t *in,
+struct tern_hot_hit tern_hot_serve(struct tern_hot *hot, uint64_t epoch, uint64_t view_gen,
+                                   unsigned listen_index, bool tcp, uint64_t now_ms, const uint8_t *in,
                                    size_t in_len, uint8_t *out, size_t out_cap,
                                    struct tern_hot_key *key)
 {
 	struct tern_hot_hit hit = { .len = 0 };
 	key->epoch = epoch;
+	key->view_gen = view_gen;
 	key->listen = (uint8_t)listen_index;
 	parse_plain(in, in_len, tcp, key);
 	if (key->name_len == 0)
@@ -430,7 +433,8 @@ bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
 	uint64_t pos;
 	struct hot_entry *e = (struct hot_entry *)ring_reserve(hot, size, &pos);
 	*e = (struct hot_entry) {
-		.epoch = key->epoch,
+		.epoch = hint->allow ? key->view_gen : key->epoch,
+		.by_view = hint->allow,
 		.stats = *stats,
 		.qtype = key->qtype,
 		.name_len = key->name_len,

@@ -7,11 +7,13 @@
  * NXDOMAINs, cached external names).
  *
  * Never stale: an answer is kept only when every plugin of the chain allows it
- * (enum tern_plugin_hot in plugin.h, req->hot in req.h), and it is replayed only while
- * the publish epoch it was built under (lib/core/rcu.h) is the current one, so a
- * Kubernetes change, a zone or hosts reload or a config reload retires every kept
- * answer the moment it is published. Answers with a time limit (cache hits) also
- * expire and count their TTLs down exactly as the cache does.
+ * (enum tern_plugin_hot in plugin.h, req->hot in req.h). An answer a plugin vouches for
+ * (TERN_HOT_PURE: kubernetes, file, hosts, local) is replayed only while the publish
+ * epoch it was built under (lib/core/rcu.h) is the current one, so a Kubernetes change,
+ * a zone or hosts reload or a config reload retires it the moment it is published. An
+ * answer allowed with limits (a cache hit, which the cache itself would serve whatever
+ * is published meanwhile) is replayed until its limit and while the view (config) it was
+ * built under is the current one, counting its TTLs down exactly as the cache does.
  *
  * Only plain queries take the fast path: opcode QUERY, one question of class IN, no
  * other records than one OPT of version 0 (options are checked and ignored, as the
@@ -43,6 +45,7 @@ struct tern_hot;
 /** The question of one query as the table keys it, parsed once per query. */
 struct tern_hot_key {
 	uint64_t epoch;          /**< publish epoch the answer is built under */
+	uint64_t view_gen;       /**< generation of the view it is built under */
 	uint64_t name_hash;      /**< of the lowercased name */
 	uint64_t hash;           /**< of the whole key */
 	uint16_t name_len;       /**< 0: not a plain query, the fast path does not apply */
@@ -73,11 +76,13 @@ void tern_hot_free(struct tern_hot *hot);
 /**
  * Parse @p in into @p key and answer it from the table into @p out when a valid answer
  * is kept. @p epoch: tern_rcu_epoch_read() from before the caller read any RCU root
- * it answers from (the worker reads it at the start of its loop turn). @p tcp: the query came over TCP (no size limit but @p out_cap).
+ * it answers from (the worker reads it at the start of its loop turn); @p view_gen:
+ * the generation of the view the caller answers with. @p tcp: the query came over TCP (no size limit but @p out_cap).
  * @return the hit (len 0 when the chain must run; key->name_len 0 when the query is
  * not plain, so the answer cannot be stored either).
  */
-struct tern_hot_hit tern_hot_serve(struct tern_hot *hot, uint64_t epoch, unsigned listen_index,
+struct tern_hot_hit tern_hot_serve(struct tern_hot *hot, uint64_t epoch, uint64_t view_gen,
+                                   unsigned listen_index,
                                    bool tcp, uint64_t now_ms, const uint8_t *in,
                                    size_t in_len, uint8_t *out, size_t out_cap,
                                    struct tern_hot_key *key);

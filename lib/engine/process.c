@@ -329,8 +329,9 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 	uint64_t t0 = ctx->start_ns ? ctx->start_ns : stats ? mono_ns() : 0;
 	struct tern_hot_key hkey;
 	hkey.name_len = 0;
-	if (ctx->hot && likely(!ctx->resume && !ctx->refresh)) {
-		struct tern_hot_hit hit = tern_hot_serve(ctx->hot, ctx->epoch, ctx->listen_index,
+	if (ctx->hot && ctx->view && likely(!ctx->resume && !ctx->refresh)) {
+		struct tern_hot_hit hit = tern_hot_serve(ctx->hot, ctx->epoch, ctx->view->generation,
+		                                         ctx->listen_index,
 		                                         ctx->proto == TERN_PROTO_TCP, ctx->now_ms,
 		                                         in, in_len, out, out_cap, &hkey);
 		if (hit.len) {

@@ -30,7 +30,12 @@ enum tern_proto {
  * answers (lib/engine/hot.h; enum tern_plugin_hot in plugin.h).
  */
 struct tern_hot_hint {
-	bool allow;                 /**< the answering plugin allows replay (with the limits below) */
+	/**
+	 * The answering plugin allows replay with the limits below, whatever is published
+	 * meanwhile (what the plugin itself would answer, as a cache does); a new view
+	 * (config) still retires it.
+	 */
+	bool allow;
 	bool deny;                  /**< a plugin forbids replaying this answer */
 	uint64_t until_ms;          /**< replay only before this (CLOCK_MONOTONIC ms); 0: no limit */
 	/* TTLs counted down on replay, as ttl - (now - ttl_base_ms) / 1000 floored at 0. */

@@ -362,6 +362,33 @@ Test(hot, ttl_counts_down_and_the_answer_expires, .init = setup, .fini = teardow
 	now = 1000000;
 }
 
+Test(hot, answers_allowed_with_limits_outlive_publishes_but_not_a_new_view, .init = setup,
+     .fini = teardown)
+{
+	uint8_t q[512], a[65535], in[512];
+	ttl_base = now;
+	until = now + 10000;
+	size_t ql = make_query(q, "t2.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	memcpy(in, q, ql);
+	ask_with(hot, TERN_PROTO_UDP, in, ql, a);
+	cr_assert_eq(calls, 1);
+	/* A publish: a cache would still answer this, so the replay does too. */
+	static int one = 1, two = 2;
+	static int *root = &one;
+	TERN_RCU_XCHG(&root, &two);
+	memcpy(in, q, ql);
+	ask_with(hot, TERN_PROTO_UDP, in, ql, a);
+	cr_assert_eq(calls, 1);
+	/* A new view (a reload): the chain runs. */
+	view.generation++;
+	memcpy(in, q, ql);
+	ask_with(hot, TERN_PROTO_UDP, in, ql, a);
+	cr_assert_eq(calls, 2);
+	memcpy(in, q, ql);
+	ask_with(hot, TERN_PROTO_UDP, in, ql, a);
+	cr_assert_eq(calls, 2);
+}
+
 Test(hot, counters_handed_over_are_bumped_on_replay, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
