@@ -18,7 +18,7 @@
 #include "lib/core/arena.h"
 #include "lib/engine/view.h"
 
-#define WORKER_BATCH        32      /**< datagrams per recvmmsg/sendmmsg */
+#define WORKER_BATCH        64      /**< datagrams per recvmmsg/sendmmsg */
 #define WORKER_UDP_RX       4096    /**< largest UDP query accepted */
 #define WORKER_ARENA        (256 * 1024)
 
