@@ -155,6 +155,7 @@ static int udp_batch(struct worker *w, const struct ep_item *it)
 		};
 		out++;
 	}
+	w->cur_ctx = NULL;   /* valid only inside tern_process() */
 	unsigned sent = 0;
 	while (sent < out) {
 		int r = sys_sendmmsg(it->fd, w->tx + sent, out - sent, 0);
@@ -171,12 +172,63 @@ static int udp_batch(struct worker *w, const struct ep_item *it)
 	return n;
 }
 
-static void udp_ready(struct worker *w, const struct ep_item *it)
+/*
+ * Polled sockets. A UDP socket in the epoll set has epoll's entry on its wait queue, and
+ * the kernel then takes the queue's lock to offer a wakeup every time one of the
+ * answers it sent is freed: about 5% of a busy worker's CPU. So a socket whose batch
+ * came back full (a backlog) leaves the epoll set and is read once every turn instead,
+ * while epoll_wait only polls (timeout 0) for the worker's other files; after
+ * UDP_IDLE_TURNS turns without a datagram it goes back to epoll and the worker sleeps
+ * again. Two epoll_ctl calls per busy period.
+ */
+#define UDP_IDLE_TURNS 64
+
+static void udp_set_polled(struct worker *w, struct ep_item *it, bool polled)
 {
-	/* A few batches, then let other sockets of this worker have a turn. */
+	if (polled == it->polled)
+		return;
+	if (polled) {
+		if (epoll_ctl(w->epfd, EPOLL_CTL_DEL, it->fd, NULL) != 0)
+			return;
+		w->npolled++;
+		tern_stats_event(w->stats, TERN_STATS_UDP_POLLED);
+	} else {
+		if (ep_add(w, it, EPOLLIN) != 0)
+			return;   /* stays polled: it is still read every turn */
+		w->npolled--;
+	}
+	it->polled = polled;
+	it->idle_turns = 0;
+}
+
+/* Read @p it: a few batches, then let the worker's other files have a turn. */
+static void udp_ready(struct worker *w, struct ep_item *it)
+{
+	int n = 0;
 	for (int round = 0; round < 8; round++) {
-		if (udp_batch(w, it) < WORKER_BATCH)
+		n = udp_batch(w, it);
+		if (n < WORKER_BATCH)
 			break;
+	}
+	if (n == WORKER_BATCH)
+		udp_set_polled(w, it, true);
+}
+
+/* Once a turn: read the polled sockets; return the idle ones to epoll. */
+static void udp_poll(struct worker *w)
+{
+	for (unsigned li = 0; li < TERN_VIEW_MAX_LISTENS && w->npolled; li++) {
+		struct ep_item *it = &w->udp[li];
+		if (it->fd < 0 || !it->polled)
+			continue;
+		int n = udp_batch(w, it);
+		if (n > 0) {
+			it->idle_turns = 0;
+			if (n == WORKER_BATCH)
+				udp_ready(w, it);
+		} else if (++it->idle_turns >= UDP_IDLE_TURNS) {
+			udp_set_polled(w, it, false);
+		}
 	}
 }
 
@@ -189,7 +241,8 @@ static void *worker_main(void *arg)
 	tern_rcu_register();
 	while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
 		tern_rcu_offline();
-		int n = sys_epoll_wait(w->epfd, events, (int)TERN_ARRAY_LEN(events), 1000);
+		int n = sys_epoll_wait(w->epfd, events, (int)TERN_ARRAY_LEN(events),
+		                       w->npolled ? 0 : 1000);
 		tern_rcu_online();
 		/* The epoch first: hot answers built this turn must not outlive what it saw. */
 		w->epoch = tern_rcu_epoch_read();
@@ -226,6 +279,8 @@ static void *worker_main(void *arg)
 				break;
 			}
 		}
+		if (w->npolled && w->view)
+			udp_poll(w);
 		if (w->io_turn_work && w->view)
 			upstream_turn_end(w->io);
 		w->cur_ctx = NULL;
@@ -238,6 +293,9 @@ static void *worker_main(void *arg)
 
 static void close_listen(struct worker *w, unsigned li)
 {
+	if (w->udp[li].polled)
+		w->npolled--;
+	w->udp[li].polled = false;
 	if (w->udp[li].fd >= 0)
 		close(w->udp[li].fd);
 	if (w->tcp[li].fd >= 0)

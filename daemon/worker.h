@@ -35,6 +35,12 @@ struct ep_item {
 	int fd;
 	unsigned listen_index;
 	bool pktinfo;           /**< UDP on a wildcard address: reply from the query's address */
+	/*
+	 * UDP under load: out of epoll and read every turn (worker.c, "polled sockets"),
+	 * with the count of turns that found it empty.
+	 */
+	bool polled;
+	unsigned idle_turns;
 };
 
 struct tcp_state;
@@ -55,6 +61,8 @@ struct worker {
 	struct ep_item udp[TERN_VIEW_MAX_LISTENS];
 	struct ep_item tcp[TERN_VIEW_MAX_LISTENS];
 	uint64_t sockets_generation;  /**< the view generation the sockets match */
+
+	unsigned npolled;       /**< UDP sockets in polled mode */
 
 	/* Per turn (valid between online and quiescent). */
 	const struct tern_view *view;

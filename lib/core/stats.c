@@ -739,6 +739,9 @@ static void render_workers(FILE *out, const struct snapshot *s)
 	render_worker_ctr(out, s, "tern_formerr_total",
 	                  "Malformed queries answered FORMERR, per worker.", "",
 	                  TERN_STATS_FORMERR);
+	render_worker_ctr(out, s, "tern_udp_polled_total",
+	                  "Times a busy UDP socket left epoll to be read every loop turn, per "
+	                  "worker.", "", TERN_STATS_UDP_POLLED);
 	render_worker_ctr(out, s, "tern_truncated_total",
 	                  "UDP answers sent truncated (TC), per worker.", "",
 	                  TERN_STATS_TRUNCATED);

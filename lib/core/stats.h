@@ -31,6 +31,7 @@ enum tern_stats_event {
 	TERN_STATS_TCP_TIMEOUT,    /**< TCP connections closed idle or slow */
 	TERN_STATS_HOT_HIT,        /**< answers replayed from the hot answers (lib/engine/hot.h) */
 	TERN_STATS_HOT_STORE,      /**< answers stored in the hot answers */
+	TERN_STATS_UDP_POLLED,     /**< a busy UDP socket switched to polling (daemon/worker.c) */
 	TERN_STATS_EVENT_COUNT,
 };
 

@@ -39,9 +39,13 @@ static int answer_begin(struct tern_req *req, uint8_t *out, uint16_t cap)
 	int ret = knot_pkt_init_response(req->answer, req->query);
 	if (ret != KNOT_EOK)
 		return ret;
-	/* Tern recurses only through forward; RA is set by that plugin. */
+	/*
+	 * Tern recurses only through forward; RA is set by that plugin. The RCODE bits
+	 * are the query's after the copy: a client must never choose the answer's.
+	 */
 	knot_wire_clear_aa(req->answer->wire);
 	knot_wire_clear_ad(req->answer->wire);
+	knot_wire_set_rcode(req->answer->wire, KNOT_RCODE_NOERROR);
 	if (req->has_edns)
 		ret = knot_pkt_reserve(req->answer, 11);   /* OPT without options */
 	return ret;

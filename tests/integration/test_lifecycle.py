@@ -264,6 +264,38 @@ def _dnsperf_qfile(t):
     return t.write("queries.txt", "\n".join(lines) + "\n")
 
 
+def _cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_busy_sockets_are_polled_then_sleep_again():
+    """A flood makes the workers read their UDP sockets every turn instead of waiting in
+    epoll (tern_udp_polled_total); once it stops they go back to sleep: ternd idles."""
+    dnsperf = require_tool("dnsperf")
+    config = base_config()
+    config["workers"] = 1   # one socket takes the whole flood: a backlog for sure
+    t = start(config)
+    try:
+        qfile = _dnsperf_qfile(t)
+        out = subprocess.run([dnsperf, "-s", "127.0.0.1", "-p", str(t.port), "-d", qfile,
+                              "-l", "2", "-c", "4", "-q", "500"], capture_output=True,
+                             text=True, timeout=60).stdout
+        done = re.search(r"Queries completed:\s+(\d+)", out)
+        check(done and int(done.group(1)) > 5000, f"the flood did not run:\n{out}")
+        check(metric_sum(t.metrics(), "tern_udp_polled_total") >= 1,
+              "no worker switched a busy socket to polling")
+        time.sleep(0.5)
+        c0 = _cpu_seconds(t.proc.pid)
+        time.sleep(2.0)
+        used = _cpu_seconds(t.proc.pid) - c0
+        check(used < 0.3, f"ternd used {used:.2f} s of CPU in 2 s idle: a worker kept polling")
+        eq(a_records(t.port, "r.example.org"), ["10.0.0.1"], "answers after the flood")
+    finally:
+        t.cleanup()
+
+
 def test_reload_under_load_loses_nothing():
     dnsperf = require_tool("dnsperf")
     t = start()

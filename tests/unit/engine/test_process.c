@@ -224,6 +224,17 @@ Test(process, answer_keeps_id_rd_and_question_case, .init = setup, .fini = teard
 	knot_pkt_free(p);
 }
 
+Test(process, the_query_header_never_sets_the_answer_rcode, .init = setup, .fini = teardown)
+{
+	uint8_t q[512], a[65535];
+	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, 0, 0);
+	knot_wire_set_rcode(q, KNOT_RCODE_NXDOMAIN);   /* garbage in a query's RCODE bits */
+	size_t al = ask(TERN_PROTO_UDP, q, ql, a, sizeof(a));
+	cr_assert_gt(al, 0);
+	cr_assert_eq(knot_wire_get_rcode(a), KNOT_RCODE_NOERROR);
+	cr_assert_eq(knot_wire_get_ancount(a), 20);
+}
+
 Test(process, too_big_for_512_is_truncated_with_question_only, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
