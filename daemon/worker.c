@@ -177,11 +177,12 @@ static int udp_batch(struct worker *w, const struct ep_item *it)
  * the kernel then takes the queue's lock to offer a wakeup every time one of the
  * answers it sent is freed: about 5% of a busy worker's CPU. So a socket whose batch
  * came back full (a backlog) leaves the epoll set and is read once every turn instead,
- * while epoll_wait only polls (timeout 0) for the worker's other files; after
- * UDP_IDLE_TURNS turns without a datagram it goes back to epoll and the worker sleeps
- * again. Two epoll_ctl calls per busy period.
+ * while epoll_wait only polls (timeout 0) for the worker's other files; as soon as
+ * UDP_IDLE_TURNS reads in a row find it empty (the backlog is gone) it goes back to
+ * epoll and the worker sleeps again, so a worker never spins on an idle socket. Two
+ * epoll_ctl calls per backlog, against one wakeup offer per answer sent.
  */
-#define UDP_IDLE_TURNS 64
+#define UDP_IDLE_TURNS 2
 
 static void udp_set_polled(struct worker *w, struct ep_item *it, bool polled)
 {
