@@ -89,6 +89,9 @@ struct tern_hot *tern_hot_new(unsigned entries)
 		tern_hot_free(hot);
 		return NULL;
 	}
+	/* Touch every page now: no page fault (or huge-page zeroing) while answering. */
+	memset(hot->ring, 0, hot->ring_size);
+	memset(hot->slots, 0, (sets * HOT_WAYS) * sizeof(*hot->slots));
 	return hot;
 }
 
