@@ -79,3 +79,29 @@ void t_query_free(struct t_query *t)
 	knot_pkt_free(t->parsed);
 	free(t);
 }
+
+size_t t_wire_query(uint8_t *buf, const char *name, uint16_t qtype, const struct t_wire_opts *o)
+{
+	memset(buf, 0, 512);
+	knot_pkt_t *q = knot_pkt_new(buf, 512, NULL);
+	knot_dname_t *dn = knot_dname_from_str_alloc(name);
+	cr_assert(q && dn, "query %s", name);
+	knot_wire_set_id(q->wire, o->id);
+	if (o->rd)
+		knot_wire_set_rd(q->wire);
+	if (o->cd)
+		knot_wire_set_cd(q->wire);
+	cr_assert_eq(knot_pkt_put_question(q, dn, KNOT_CLASS_IN, qtype), KNOT_EOK);
+	if (o->edns) {
+		knot_rrset_t opt;
+		cr_assert_eq(knot_edns_init(&opt, o->edns, 0, o->edns_version, NULL), KNOT_EOK);
+		if (o->dnssec_ok)
+			knot_edns_set_do(&opt);
+		knot_pkt_begin(q, KNOT_ADDITIONAL);
+		cr_assert_eq(knot_pkt_put(q, KNOT_COMPR_HINT_NONE, &opt, KNOT_PF_FREE), KNOT_EOK);
+	}
+	size_t len = q->size;
+	free(dn);
+	knot_pkt_free(q);
+	return len;
+}

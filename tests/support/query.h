@@ -47,3 +47,18 @@ static inline struct t_query *t_query_new(const char *name, uint16_t qtype, uint
 const knot_pkt_t *t_query_parse_answer(struct t_query *t);
 
 void t_query_free(struct t_query *t);
+
+/** How t_wire_query() builds a query message. */
+struct t_wire_opts {
+	uint16_t id;
+	bool rd, cd;
+	uint16_t edns;                 /**< EDNS payload size; 0: no OPT */
+	uint8_t edns_version;
+	bool dnssec_ok;
+};
+
+/**
+ * Write a query message for @p name / @p qtype (class IN) into @p buf, which has room for
+ * 512 bytes (zeroed first), as a client would send it to the engine. @return its length.
+ */
+size_t t_wire_query(uint8_t *buf, const char *name, uint16_t qtype, const struct t_wire_opts *o);

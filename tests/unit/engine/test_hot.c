@@ -18,6 +18,7 @@
 #include "lib/engine/hot.h"
 #include "lib/engine/process.h"
 #include "tests/support/metrics.h"
+#include "tests/support/query.h"
 
 /*
  * The test plugin (pure, skippable) answers "<n>.example.org A" with n * 20 A records
@@ -139,37 +140,9 @@ static void teardown(void)
 
 TestSuite(hot);
 
-struct qopts {
-	uint16_t id;
-	bool rd, cd;
-	uint16_t edns;      /* 0: no OPT */
-	bool dnssec_ok;
-};
-
-static size_t make_query(uint8_t *buf, const char *name, uint16_t qtype, const struct qopts *o)
-{
-	memset(buf, 0, 512);
-	knot_pkt_t *q = knot_pkt_new(buf, 512, NULL);
-	knot_dname_t *dn = knot_dname_from_str_alloc(name);
-	knot_wire_set_id(q->wire, o->id);
-	if (o->rd)
-		knot_wire_set_rd(q->wire);
-	if (o->cd)
-		knot_wire_set_cd(q->wire);
-	cr_assert_eq(knot_pkt_put_question(q, dn, KNOT_CLASS_IN, qtype), KNOT_EOK);
-	if (o->edns) {
-		knot_rrset_t opt;
-		cr_assert_eq(knot_edns_init(&opt, o->edns, 0, 0, NULL), KNOT_EOK);
-		if (o->dnssec_ok)
-			knot_edns_set_do(&opt);
-		knot_pkt_begin(q, KNOT_ADDITIONAL);
-		cr_assert_eq(knot_pkt_put(q, KNOT_COMPR_HINT_NONE, &opt, KNOT_PF_FREE), KNOT_EOK);
-	}
-	size_t len = q->size;
-	free(dn);
-	knot_pkt_free(q);
-	return len;
-}
+/* A query message into buf: QUERY(q, "name.", KNOT_RRTYPE_A, .id = 1, .edns = 1232). */
+#define QUERY(buf, name, qtype, ...) \
+	t_wire_query(buf, name, qtype, &(struct t_wire_opts) { __VA_ARGS__ })
 
 static uint64_t now = 1000000;
 
@@ -201,13 +174,12 @@ static size_t ask(const uint8_t *query, size_t len, uint8_t *out)
 Test(hot, same_question_is_replayed_byte_for_byte, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
-	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A,
-	                       &(struct qopts) { .id = 1, .rd = true });
+	size_t ql = QUERY(q, "1.example.org.", KNOT_RRTYPE_A, .id = 1, .rd = true);
 	cr_assert_gt(ask(q, ql, a), 0);
 	cr_assert_eq(calls, 1);
 
 	/* Other ID, case and RD: the same kept answer, patched for this query. */
-	ql = make_query(q, "1.ExAMple.ORG.", KNOT_RRTYPE_A, &(struct qopts) { .id = 0xbeef });
+	ql = QUERY(q, "1.ExAMple.ORG.", KNOT_RRTYPE_A, .id = 0xbeef);
 	size_t al = ask(q, ql, a);
 	cr_assert_eq(calls, 1, "the chain ran again");
 	cr_assert_eq(knot_wire_get_id(a), 0xbeef);
@@ -218,7 +190,7 @@ Test(hot, same_question_is_replayed_byte_for_byte, .init = setup, .fini = teardo
 	cr_assert_gt(al, 20 * 16);
 
 	/* CD is part of the key, and echoed. */
-	ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 7, .cd = true });
+	ql = QUERY(q, "1.example.org.", KNOT_RRTYPE_A, .id = 7, .cd = true);
 	ask(q, ql, a);
 	ask(q, ql, a);
 	cr_assert(knot_wire_get_cd(a));
@@ -226,22 +198,21 @@ Test(hot, same_question_is_replayed_byte_for_byte, .init = setup, .fini = teardo
 	calls = 1;
 
 	/* EDNS is added per query; DO is part of the key (and echoed). */
-	ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 2, .edns = 1232 });
+	ql = QUERY(q, "1.example.org.", KNOT_RRTYPE_A, .id = 2, .edns = 1232);
 	ask(q, ql, a);
 	cr_assert_eq(calls, 1);
 	cr_assert_eq(knot_wire_get_arcount(a), 1);
-	ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A,
-	                &(struct qopts) { .id = 3, .edns = 1232, .dnssec_ok = true });
+	ql = QUERY(q, "1.example.org.", KNOT_RRTYPE_A, .id = 3, .edns = 1232, .dnssec_ok = true);
 	ask(q, ql, a);
 	cr_assert_eq(calls, 2, "DO is a different key");
 	ask(q, ql, a);
 	cr_assert_eq(calls, 2);
 
 	/* Another type or name is another answer; NXDOMAIN is kept too. */
-	ql = make_query(q, "1.example.org.", KNOT_RRTYPE_AAAA, &(struct qopts) { .id = 4 });
+	ql = QUERY(q, "1.example.org.", KNOT_RRTYPE_AAAA, .id = 4);
 	ask(q, ql, a);
 	ask(q, ql, a);
-	ql = make_query(q, "nope.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 5 });
+	ql = QUERY(q, "nope.example.org.", KNOT_RRTYPE_A, .id = 5);
 	ask(q, ql, a);
 	ask(q, ql, a);
 	cr_assert_eq(knot_wire_get_rcode(a), KNOT_RCODE_NXDOMAIN);
@@ -251,7 +222,7 @@ Test(hot, same_question_is_replayed_byte_for_byte, .init = setup, .fini = teardo
 Test(hot, a_publish_retires_every_answer, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
-	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	size_t ql = QUERY(q, "1.example.org.", KNOT_RRTYPE_A, .id = 1);
 	ask(q, ql, a);
 	ask(q, ql, a);
 	cr_assert_eq(calls, 1);
@@ -269,7 +240,7 @@ Test(hot, a_plugin_that_must_see_every_query_stops_replay, .init = setup, .fini 
 {
 	uint8_t q[512], a[65535];
 	use_chain(&watcher, &pure_plug);
-	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	size_t ql = QUERY(q, "1.example.org.", KNOT_RRTYPE_A, .id = 1);
 	ask(q, ql, a);
 	ask(q, ql, a);
 	cr_assert_eq(calls, 2);
@@ -280,7 +251,7 @@ Test(hot, answers_not_vouched_for_are_not_kept, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
 	use_chain(NULL, &impure_plug);
-	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	size_t ql = QUERY(q, "1.example.org.", KNOT_RRTYPE_A, .id = 1);
 	ask(q, ql, a);
 	ask(q, ql, a);
 	cr_assert_eq(calls, 2);
@@ -290,13 +261,13 @@ Test(hot, a_client_that_takes_less_gets_the_truncated_answer, .init = setup, .fi
 {
 	uint8_t q[512], a[65535];
 	/* 60 A records: ~1000 bytes, kept for an EDNS client of 1232. */
-	size_t ql = make_query(q, "3.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1, .edns = 1232 });
+	size_t ql = QUERY(q, "3.example.org.", KNOT_RRTYPE_A, .id = 1, .edns = 1232);
 	size_t al = ask(q, ql, a);
 	cr_assert_gt(al, 512);
 	ask(q, ql, a);
 	cr_assert_eq(calls, 1);
 	/* Without EDNS the chain runs and truncates. */
-	ql = make_query(q, "3.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 2 });
+	ql = QUERY(q, "3.example.org.", KNOT_RRTYPE_A, .id = 2);
 	al = ask(q, ql, a);
 	cr_assert_leq(al, 512);
 	cr_assert(knot_wire_get_tc(a));
@@ -306,27 +277,27 @@ Test(hot, a_client_that_takes_less_gets_the_truncated_answer, .init = setup, .fi
 	cr_assert(knot_wire_get_tc(a));
 	cr_assert_leq(al, 512);
 	cr_assert_eq(calls, 2);
-	ql = make_query(q, "3.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 3, .edns = 600 });
+	ql = QUERY(q, "3.example.org.", KNOT_RRTYPE_A, .id = 3, .edns = 600);
 	al = ask(q, ql, a);   /* EDNS 600: also too small, but more than 512: the chain */
 	cr_assert(knot_wire_get_tc(a));
 	cr_assert_eq(calls, 3);
-	ql = make_query(q, "3.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 4, .edns = 1232 });
+	ql = QUERY(q, "3.example.org.", KNOT_RRTYPE_A, .id = 4, .edns = 1232);
 	al = ask(q, ql, a);   /* the whole answer is still kept for clients it fits */
 	cr_assert_not(knot_wire_get_tc(a));
 	cr_assert_eq(calls, 3);
 	/* Only the truncated form kept (another name): whole answers still run the chain. */
-	ql = make_query(q, "4.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 5 });
+	ql = QUERY(q, "4.example.org.", KNOT_RRTYPE_A, .id = 5);
 	ask(q, ql, a);
 	ask(q, ql, a);
 	cr_assert(knot_wire_get_tc(a));
 	cr_assert_eq(calls, 4);
-	ql = make_query(q, "4.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 6, .edns = 1232 });
+	ql = QUERY(q, "4.example.org.", KNOT_RRTYPE_A, .id = 6, .edns = 1232);
 	ask(q, ql, a);   /* 80 records: TC at 1232 too, kept with its own limit */
 	cr_assert_eq(calls, 5);
 	ask(q, ql, a);
 	cr_assert(knot_wire_get_tc(a));
 	cr_assert_eq(calls, 5);
-	ql = make_query(q, "3.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 2 });
+	ql = QUERY(q, "3.example.org.", KNOT_RRTYPE_A, .id = 2);
 	/* Over TCP the whole answer (kept under its own key: the TCP and UDP keys agree). */
 	uint8_t in[512];
 	memcpy(in, q, ql);
@@ -340,7 +311,7 @@ Test(hot, ttl_counts_down_and_the_answer_expires, .init = setup, .fini = teardow
 	uint8_t q[512], a[65535];
 	ttl_base = now;
 	until = now + 10000;
-	size_t ql = make_query(q, "t1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	size_t ql = QUERY(q, "t1.example.org.", KNOT_RRTYPE_A, .id = 1);
 	uint8_t in[512];
 	memcpy(in, q, ql);
 	size_t al = ask_with(hot, TERN_PROTO_UDP, in, ql, a);
@@ -368,7 +339,7 @@ Test(hot, answers_allowed_with_limits_outlive_publishes_but_not_a_new_view, .ini
 	uint8_t q[512], a[65535], in[512];
 	ttl_base = now;
 	until = now + 10000;
-	size_t ql = make_query(q, "t2.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	size_t ql = QUERY(q, "t2.example.org.", KNOT_RRTYPE_A, .id = 1);
 	memcpy(in, q, ql);
 	ask_with(hot, TERN_PROTO_UDP, in, ql, a);
 	cr_assert_eq(calls, 1);
@@ -392,7 +363,7 @@ Test(hot, answers_allowed_with_limits_outlive_publishes_but_not_a_new_view, .ini
 Test(hot, counters_handed_over_are_bumped_on_replay, .init = setup, .fini = teardown)
 {
 	uint8_t q[512], a[65535];
-	size_t ql = make_query(q, "v.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	size_t ql = QUERY(q, "v.example.org.", KNOT_RRTYPE_A, .id = 1);
 	uint8_t in[512];
 	for (int i = 0; i < 5; i++) {
 		memcpy(in, q, ql);
@@ -405,7 +376,7 @@ Test(hot, counters_handed_over_are_bumped_on_replay, .init = setup, .fini = tear
 Test(hot, odd_queries_take_the_chain_and_get_its_answer, .init = setup, .fini = teardown)
 {
 	uint8_t q[600], a[65535], in[600];
-	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	size_t ql = QUERY(q, "1.example.org.", KNOT_RRTYPE_A, .id = 1);
 	ask(q, ql, a);
 	cr_assert_eq(calls, 1);
 
@@ -417,7 +388,7 @@ Test(hot, odd_queries_take_the_chain_and_get_its_answer, .init = setup, .fini = 
 	cr_assert_leq(al, ql + 1);
 
 	/* EDNS version 1: BADVERS. */
-	ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1, .edns = 1232 });
+	ql = QUERY(q, "1.example.org.", KNOT_RRTYPE_A, .id = 1, .edns = 1232);
 	memcpy(in, q, ql);
 	in[ql - 11 + 6] = 1;
 	al = ask_with(hot, TERN_PROTO_UDP, in, ql, a);
@@ -435,7 +406,7 @@ Test(hot, odd_queries_take_the_chain_and_get_its_answer, .init = setup, .fini = 
 	cr_assert_eq(knot_wire_get_rcode(a), KNOT_RCODE_FORMERR);
 
 	/* A response (QR) is dropped, a NOTIFY is not a query. */
-	ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	ql = QUERY(q, "1.example.org.", KNOT_RRTYPE_A, .id = 1);
 	memcpy(in, q, ql);
 	knot_wire_set_qr(in);
 	cr_assert_eq(ask_with(hot, TERN_PROTO_UDP, in, ql, a), 0);
@@ -454,7 +425,7 @@ Test(hot, overwritten_answers_are_never_served, .init = setup_tiny, .fini = tear
 	for (int round = 0; round < 2; round++) {
 		for (int i = 0; i < 400; i++) {
 			snprintf(name, sizeof(name), "n%d.example.org.", i);
-			size_t ql = make_query(q, name, KNOT_RRTYPE_A, &(struct qopts) { .id = (uint16_t)i });
+			size_t ql = QUERY(q, name, KNOT_RRTYPE_A, .id = (uint16_t)i);
 			size_t al = ask(q, ql, a);   /* compares with the chain's answer */
 			cr_assert_gt(al, 0);
 			cr_assert_eq(knot_wire_get_rcode(a), KNOT_RCODE_NXDOMAIN);
@@ -464,7 +435,7 @@ Test(hot, overwritten_answers_are_never_served, .init = setup_tiny, .fini = tear
 	cr_assert_gt(calls, 600);
 	/* The newest are still there. */
 	unsigned before = calls;
-	size_t ql = make_query(q, "n399.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 9 });
+	size_t ql = QUERY(q, "n399.example.org.", KNOT_RRTYPE_A, .id = 9);
 	ask(q, ql, a);
 	cr_assert_eq(calls, before);
 }
@@ -474,7 +445,7 @@ Test(hot, replays_are_counted_as_the_chain_counts_answers, .init = setup, .fini 
 	uint8_t q[512], a[65535], in[512];
 	struct tern_stats_row *row = tern_stats_row_new(77);
 	route.stats_slot = tern_stats_slot("dns://127.0.0.1:5300", "hot.test.");
-	size_t ql = make_query(q, "1.example.org.", KNOT_RRTYPE_A, &(struct qopts) { .id = 1 });
+	size_t ql = QUERY(q, "1.example.org.", KNOT_RRTYPE_A, .id = 1);
 	for (int i = 0; i < 3; i++) {
 		memcpy(in, q, ql);
 		struct tern_query_ctx ctx = {

@@ -16,6 +16,7 @@
 #include "lib/engine/process.h"
 #include "tests/support/fake_io.h"
 #include "tests/support/metrics.h"
+#include "tests/support/query.h"
 
 /* The test plugin answers "<n>.example.org A" with n records 192.0.2.1..n. */
 static enum tern_verdict testplug_query(struct tern_req *req, const struct tern_plugin_inst *pi)
@@ -173,26 +174,13 @@ static void teardown(void)
 
 TestSuite(process);
 
-/* Build a query; edns_size 0 = no EDNS. @return its length. */
+/* A query with ID 0x1234 and RD; edns_size 0 = no EDNS. @return its length. */
 static size_t make_query(uint8_t *buf, const char *name, uint16_t qtype, uint16_t edns_size,
                          uint8_t edns_version)
 {
-	memset(buf, 0, 512);
-	knot_pkt_t *q = knot_pkt_new(buf, 512, NULL);
-	knot_dname_t *dn = knot_dname_from_str_alloc(name);
-	knot_wire_set_id(q->wire, 0x1234);
-	knot_wire_set_rd(q->wire);
-	cr_assert_eq(knot_pkt_put_question(q, dn, KNOT_CLASS_IN, qtype), KNOT_EOK);
-	if (edns_size) {
-		knot_rrset_t opt;
-		cr_assert_eq(knot_edns_init(&opt, edns_size, 0, edns_version, NULL), KNOT_EOK);
-		knot_pkt_begin(q, KNOT_ADDITIONAL);
-		cr_assert_eq(knot_pkt_put(q, KNOT_COMPR_HINT_NONE, &opt, KNOT_PF_FREE), KNOT_EOK);
-	}
-	size_t len = q->size;
-	free(dn);
-	knot_pkt_free(q);
-	return len;
+	return t_wire_query(buf, name, qtype, &(struct t_wire_opts) {
+		.id = 0x1234, .rd = true, .edns = edns_size, .edns_version = edns_version,
+	});
 }
 
 static size_t ask(enum tern_proto proto, uint8_t *in, size_t in_len, uint8_t *out, size_t cap)
