@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lib/core/arena.h"
+#include "lib/core/attr.h"
 #include "lib/core/rcu.h"
 #include "lib/core/stats.h"
 #include "lib/dns/answer.h"
@@ -472,4 +473,93 @@ Test(hot, replays_are_counted_as_the_chain_counts_answers, .init = setup, .fini 
 	             1);
 	free(text);
 	tern_stats_row_free(row);
+}
+
+/* A tiny deterministic generator for the mutation test. */
+static uint32_t rnd_state = 0x2545f491;
+static uint32_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 17;
+	rnd_state ^= rnd_state << 5;
+	return rnd_state;
+}
+
+/*
+ * Differential test: mutated copies of kept questions (bytes overwritten, header bits,
+ * counts, truncation, trailing bytes, case) are answered with the hot answers and
+ * without; the two answers must always be the same bytes (or both nothing).
+ */
+Test(hot, mutated_queries_get_what_the_chain_gives, .init = setup, .fini = teardown)
+{
+	static const struct {
+		const char *name;
+		uint16_t qtype;
+		struct t_wire_opts o;
+	} seeds[] = {
+		{ "1.example.org.", KNOT_RRTYPE_A, { .id = 1, .rd = true } },
+		{ "1.ExAmple.org.", KNOT_RRTYPE_A, { .id = 2, .edns = 1232 } },
+		{ "2.example.org.", KNOT_RRTYPE_AAAA, { .id = 3, .edns = 4096, .dnssec_ok = true } },
+		{ "3.example.org.", KNOT_RRTYPE_A, { .id = 4 } },
+		{ "nope.example.org.", KNOT_RRTYPE_TXT, { .id = 5, .cd = true } },
+		{ "t1.example.org.", KNOT_RRTYPE_A, { .id = 6, .edns = 512 } },
+	};
+	ttl_base = now;
+	until = now + 1000000000ull;
+	uint8_t seed[TERN_ARRAY_LEN(seeds)][512];
+	size_t seed_len[TERN_ARRAY_LEN(seeds)];
+	static uint8_t a[65535], ref[65535];
+	uint8_t in[1024], q[1024];
+	for (size_t i = 0; i < TERN_ARRAY_LEN(seeds); i++) {
+		seed_len[i] = t_wire_query(seed[i], seeds[i].name, seeds[i].qtype, &seeds[i].o);
+		ask(seed[i], seed_len[i], a);   /* kept */
+	}
+	unsigned same_len = 0, replayed = 0;
+	for (int n = 0; n < 40000; n++) {
+		size_t s = rnd() % TERN_ARRAY_LEN(seeds), len = seed_len[s];
+		memcpy(q, seed[s], len);
+		for (uint32_t m = rnd() % 3 + 1; m > 0; m--) {
+			switch (rnd() % 6) {
+			case 0:   /* any byte */
+				q[rnd() % len] = (uint8_t)rnd();
+				break;
+			case 1:   /* header flags */
+				q[2 + rnd() % 2] ^= (uint8_t)(1u << (rnd() % 8));
+				break;
+			case 2:   /* section counts */
+				q[4 + rnd() % 8] = (uint8_t)(rnd() % 3);
+				break;
+			case 3:   /* truncated */
+				len = 1 + rnd() % len;
+				break;
+			case 4:   /* trailing bytes */
+				for (uint32_t k = rnd() % 12 + 1; k > 0 && len < sizeof(q); k--)
+					q[len++] = (uint8_t)rnd();
+				break;
+			default:  /* case of a name byte */
+				q[KNOT_WIRE_HEADER_SIZE + rnd() % 8] ^= 0x20;
+				break;
+			}
+		}
+		struct tern_query_ctx ctx = {
+			.view = &view, .proto = rnd() % 4 ? TERN_PROTO_UDP : TERN_PROTO_TCP,
+			.src = &client, .arena = &arena, .mm = &mm, .now_ms = now,
+			.epoch = tern_rcu_epoch_read(),
+		};
+		memcpy(in, q, len);
+		ctx.hot = hot;
+		unsigned c0 = calls;
+		size_t al = tern_process(&ctx, in, len, a, sizeof(a));
+		replayed += calls == c0 && al > 0 &&
+		            (knot_wire_get_rcode(a) == KNOT_RCODE_NOERROR ||
+		             knot_wire_get_rcode(a) == KNOT_RCODE_NXDOMAIN);
+		memcpy(in, q, len);
+		ctx.hot = NULL;
+		size_t rl = tern_process(&ctx, in, len, ref, sizeof(ref));
+		cr_assert_eq(al, rl, "mutation %d: hot answer of %zu bytes, chain %zu", n, al, rl);
+		cr_assert_eq(memcmp(a, ref, al), 0, "mutation %d: the answers differ", n);
+		same_len += al > 0;
+	}
+	cr_assert_gt(same_len, 10000, "most mutations are still answered");
+	cr_assert_gt(replayed, 3000, "only %u mutations were replayed", replayed);
 }
