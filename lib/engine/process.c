@@ -93,6 +93,21 @@ static size_t answer_bare(const uint8_t *in, size_t in_len, uint8_t *out, size_t
 	return len;
 }
 
+/*
+ * FORMERR for a query libknot cannot parse: with its question when that part parses
+ * (malformed records, several OPTs, trailing garbage), else the header alone.
+ */
+static TERN_COLD size_t answer_formerr(const uint8_t *in, size_t in_len, uint8_t *out,
+                                       size_t out_cap, knot_mm_t *mm)
+{
+	size_t qsection = 0;
+	knot_pkt_t *q = knot_wire_get_qdcount(in) == 1 ?
+	                knot_pkt_new((uint8_t *)in, (uint16_t)in_len, mm) : NULL;
+	if (q && knot_pkt_parse_question(q) == KNOT_EOK)
+		qsection = knot_pkt_question_size(q);   /* qname + type + class */
+	return answer_bare(in, in_len, out, out_cap, KNOT_RCODE_FORMERR, qsection);
+}
+
 static uint16_t answer_rcode(const struct tern_req *req)
 {
 	return knot_wire_get_rcode(req->answer->wire);
@@ -378,16 +393,9 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 	req.query = knot_pkt_new(in, (uint16_t)in_len, ctx->mm);
 	if (!req.query)
 		goto count;
-	if (knot_wire_get_qdcount(in) != 1 || knot_pkt_parse_question(req.query) != KNOT_EOK) {
-		len = answer_bare(in, in_len, out, out_cap, KNOT_RCODE_FORMERR, 0);
-		if (stats)
-			tern_stats_event(stats, TERN_STATS_FORMERR);
-		goto count;
-	}
-	size_t qsection = knot_pkt_question_size(req.query);   /* qname + type + class */
-	if (knot_pkt_parse(req.query, 0) != KNOT_EOK) {
-		/* Malformed records, several OPTs, trailing garbage. */
-		len = answer_bare(in, in_len, out, out_cap, KNOT_RCODE_FORMERR, qsection);
+	/* knot_pkt_parse parses the question too: once per query. */
+	if (knot_wire_get_qdcount(in) != 1 || knot_pkt_parse(req.query, 0) != KNOT_EOK) {
+		len = answer_formerr(in, in_len, out, out_cap, ctx->mm);
 		if (stats)
 			tern_stats_event(stats, TERN_STATS_FORMERR);
 		goto count;
