@@ -14,9 +14,13 @@ bool tern_name_is_under(const knot_dname_t *name, const knot_dname_t *zone)
 {
 	if (zone[0] == 0)
 		return true;   /* everything is under the root */
-	size_t zlen = knot_dname_size(zone);
+	size_t zlen = 0;   /* measured at the first label that could start the zone */
 	for (const uint8_t *p = name; *p != 0; p += *p + 1) {
-		if (*p == zone[0] && memcmp(p, zone, zlen) == 0)
+		if (*p != zone[0] || p[1] != zone[1])
+			continue;
+		if (zlen == 0)
+			zlen = knot_dname_size(zone);
+		if (memcmp(p, zone, zlen) == 0)
 			return true;
 	}
 	return false;
