@@ -604,6 +604,31 @@ static void t_ptr_all(const struct tern_cluster *c, unsigned n, unsigned step, u
 	}
 }
 
+/*
+ * Service svc-<i> (ClusterIP 10.96.<i>) with one slice: its own v4 and v6 addresses
+ * ("v4", "v6") and, from i = 1 on, the previous service's v4 address ("zz").
+ */
+static void t_ptr_service(struct tern_cluster_builder *b, unsigned i)
+{
+	char name[32], sname[40], cip[32], a4[64], a6[64], p4[64], e4[80], e6[80], e4p[80];
+	snprintf(name, sizeof(name), "svc-%05u", i);
+	snprintf(cip, sizeof(cip), "10.96.%u.%u", i >> 8, i & 255);
+	t_service(b, "ns", name, cip);
+	t_addr(a4, sizeof(a4), i, false);
+	t_addr(a6, sizeof(a6), i, true);
+	snprintf(e4, sizeof(e4), "%s=v4", a4);
+	snprintf(e6, sizeof(e6), "%s=v6", a6);
+	const char *eps[3] = { e4, e6, NULL };
+	unsigned ne = 2;
+	if (i > 0) {
+		t_addr(p4, sizeof(p4), i - 1, false);
+		snprintf(e4p, sizeof(e4p), "%s=zz", p4);
+		eps[ne++] = e4p;
+	}
+	snprintf(sname, sizeof(sname), "%s-1", name);
+	t_slice(b, "ns", sname, name, eps, ne);
+}
+
 /* Thousands of entries per family spread over every PTR shard: built at once, then
  * edited (half the services removed, some added back) and compared with a fresh build.
  * The shards' IPv4 and IPv6 runs are searched separately; both must stay sorted. */
@@ -611,25 +636,9 @@ Test(build, ptr_index_large_both_families)
 {
 	const unsigned n = 6000;
 	struct tern_cluster_builder *b = t_builder();
-	char name[32], sname[40], cip[32], a4[64], a6[64], p4[64], e4[80], e6[80], e4p[80];
-	for (unsigned i = 0; i < n; i++) {
-		snprintf(name, sizeof(name), "svc-%05u", i);
-		snprintf(cip, sizeof(cip), "10.96.%u.%u", i >> 8, i & 255);
-		t_service(b, "ns", name, cip);
-		t_addr(a4, sizeof(a4), i, false);
-		t_addr(a6, sizeof(a6), i, true);
-		snprintf(e4, sizeof(e4), "%s=v4", a4);
-		snprintf(e6, sizeof(e6), "%s=v6", a6);
-		const char *eps[3] = { e4, e6, NULL };
-		unsigned ne = 2;
-		if (i > 0) {
-			t_addr(p4, sizeof(p4), i - 1, false);
-			snprintf(e4p, sizeof(e4p), "%s=zz", p4);
-			eps[ne++] = e4p;
-		}
-		snprintf(sname, sizeof(sname), "%s-1", name);
-		t_slice(b, "ns", sname, name, eps, ne);
-	}
+	char name[32], sname[40], a4[64], a6[64];
+	for (unsigned i = 0; i < n; i++)
+		t_ptr_service(b, i);
 	struct tern_cluster *c = tern_cluster_builder_snapshot(b);
 	struct tern_cluster_counts counts;
 	tern_cluster_counts(c, &counts);
@@ -658,19 +667,8 @@ Test(build, ptr_index_large_both_families)
 	}
 	/* the fresh build of the same state answers the same */
 	struct tern_cluster_builder *f = t_builder();
-	for (unsigned i = 0; i < n; i += 2) {
-		snprintf(name, sizeof(name), "svc-%05u", i);
-		snprintf(cip, sizeof(cip), "10.96.%u.%u", i >> 8, i & 255);
-		t_service(f, "ns", name, cip);
-		t_addr(a4, sizeof(a4), i, false);
-		t_addr(a6, sizeof(a6), i, true);
-		snprintf(e4, sizeof(e4), "%s=v4", a4);
-		snprintf(e6, sizeof(e6), "%s=v6", a6);
-		t_addr(p4, sizeof(p4), i ? i - 1 : 0, false);
-		snprintf(e4p, sizeof(e4p), "%s=zz", p4);
-		snprintf(sname, sizeof(sname), "%s-1", name);
-		t_slice(f, "ns", sname, name, (const char *[]){ e4, e6, e4p }, i ? 3 : 2);
-	}
+	for (unsigned i = 0; i < n; i += 2)
+		t_ptr_service(f, i);
 	struct tern_cluster *fc = tern_cluster_builder_snapshot(f);
 	for (unsigned i = 0; i < n; i++) {
 		const struct tern_cluster_ptr *p, *q;
