@@ -119,19 +119,6 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
 	return ret;
 }
 
-/* A label value with the exposition format's escapes. */
-static void put_value(FILE *out, const char *v)
-{
-	for (; *v; v++) {
-		if (*v == '\\' || *v == '"')
-			fputc('\\', out);
-		if (*v == '\n')
-			fputs("\\n", out);
-		else
-			fputc(*v, out);
-	}
-}
-
 /* The presentation form of a route's zone, from its server block when possible. */
 static const char *zone_str(const struct tern_route *r, char *buf, size_t len)
 {
@@ -170,9 +157,9 @@ static void render_plugins_enabled(FILE *out, const struct tern_view *v)
 				}
 				fprintf(out, "coredns_plugin_enabled{server=\"dns://%s\",zone=\"",
 				        addr);
-				put_value(out, zone);
+				tern_stats_put_label(out, zone);
 				fputs("\",view=\"\",name=\"", out);
-				put_value(out, r->server->chain[p].plugin->name);
+				tern_stats_put_label(out, r->server->chain[p].plugin->name);
 				fputs("\"} 1\n", out);
 			}
 		}

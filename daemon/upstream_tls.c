@@ -286,24 +286,11 @@ static struct upstream_tls_profile *profile_current(struct upstream_tls *t,
 
 /* ---- sessions to resume -------------------------------------------------------- */
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-	return x->sin6_port == y->sin6_port &&
-	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
 static struct saved_session *session_find(struct upstream_tls_profile *p,
                                           const struct sockaddr_storage *addr)
 {
 	for (unsigned i = 0; i < UPSTREAM_TLS_SESSIONS; i++) {
-		if (p->sessions[i].data.size && same_addr(&p->sessions[i].addr, addr))
+		if (p->sessions[i].data.size && tern_addr_equal(&p->sessions[i].addr, addr))
 			return &p->sessions[i];
 	}
 	return NULL;

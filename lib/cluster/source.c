@@ -25,6 +25,7 @@
 #include "lib/cluster/internal.h"
 #include "lib/core/attr.h"
 #include "lib/core/rcu.h"
+#include "lib/core/stats.h"
 
 static pthread_mutex_t sources_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tern_cluster_source *sources;   /* changed by the loader under sources_lock */
@@ -346,19 +347,6 @@ static bool same_label(const struct tern_cluster_source_conf *a,
 	return str_eq(a->endpoint, b->endpoint);
 }
 
-/* A label value with the exposition format's escapes (backslash, quote, newline). */
-static void put_value(FILE *out, const char *v)
-{
-	for (; *v; v++) {
-		switch (*v) {
-		case '\\': fputs("\\\\", out); break;
-		case '"':  fputs("\\\"", out); break;
-		case '\n': fputs("\\n", out); break;
-		default:   fputc(*v, out);
-		}
-	}
-}
-
 static uint32_t key_hash(const char *s)
 {
 	uint32_t h = 2166136261u;
@@ -376,13 +364,13 @@ static void put_source(FILE *out, const struct row *r)
 	fputs("source=\"", out);
 	if (c->kubeconfig) {          /* the kubeconfig wins over endpoint */
 		fputs("kubeconfig:", out);
-		put_value(out, c->kubeconfig);
+		tern_stats_put_label(out, c->kubeconfig);
 		if (c->context) {
 			fputs("?context=", out);
-			put_value(out, c->context);
+			tern_stats_put_label(out, c->context);
 		}
 	} else if (c->endpoint) {
-		put_value(out, c->endpoint);
+		tern_stats_put_label(out, c->endpoint);
 	} else {
 		fputs("in-cluster", out);
 	}

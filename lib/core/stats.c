@@ -517,8 +517,7 @@ static void snapshot_free(struct snapshot *s)
 	free(s);
 }
 
-/* A label value with the exposition format's escapes (backslash, quote, newline). */
-static void put_value(FILE *out, const char *v)
+void tern_stats_put_label(FILE *out, const char *v)
 {
 	for (; *v; v++) {
 		switch (*v) {
@@ -540,9 +539,9 @@ static void put_slot_labels(FILE *out, unsigned si)
 {
 	/* Slot strings are immutable once interned, and si < the snapshot's nslots + 1. */
 	fputs("server=\"", out);
-	put_value(out, si ? slot_server[si - 1] : "");
+	tern_stats_put_label(out, si ? slot_server[si - 1] : "");
 	fputs("\",zone=\"", out);
-	put_value(out, si ? slot_zone[si - 1] : "dropped");
+	tern_stats_put_label(out, si ? slot_zone[si - 1] : "dropped");
 	fputs("\",view=\"\"", out);
 }
 
@@ -608,7 +607,7 @@ static void render_responses(FILE *out, const struct snapshot *s)
 			fputs(",plugin=\"\"", out);
 		} else if (pid < tern_plugins_count) {
 			fputs(",plugin=\"", out);
-			put_value(out, tern_plugins[pid]->name);
+			tern_stats_put_label(out, tern_plugins[pid]->name);
 			fputc('"', out);
 		} else {
 			fprintf(out, ",plugin=\"%u\"", pid); /* unknown id: unique, never merged */
@@ -788,9 +787,9 @@ void tern_stats_render(FILE *out)
 	       "A metric with a constant '1' value labeled by version, revision, and goversion "
 	       "from which CoreDNS was built.");
 	fputs("coredns_build_info{version=\"", out);
-	put_value(out, TERN_VERSION);
+	tern_stats_put_label(out, TERN_VERSION);
 	fputs("\",revision=\"", out);
-	put_value(out, TERN_REVISION);
+	tern_stats_put_label(out, TERN_REVISION);
 	fputs("\",goversion=\"none\"} 1\n", out);
 	family(out, "coredns_panics_total", "counter",
 	       "A metrics that counts the number of panics.");

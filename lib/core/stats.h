@@ -85,6 +85,12 @@ void tern_stats_tcp_open(struct tern_stats_row *row, int delta);
 void tern_stats_reload_failed(void);
 
 /**
+ * Write @p v as a Prometheus label value (without the quotes), with the exposition
+ * format's escapes for backslash, double quote and newline. For every metrics writer.
+ */
+void tern_stats_put_label(FILE *out, const char *v);
+
+/**
  * Write the Prometheus text exposition of everything above (summed over workers),
  * plus coredns_build_info and coredns_panics_total, to @p out.
  */

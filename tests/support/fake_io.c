@@ -89,19 +89,6 @@ int tern_io_refresh(struct tern_req *req)
 	return 0;
 }
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-	return x->sin6_port == y->sin6_port &&
-	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
 bool tern_io_upstream_down(struct tern_req *req, const struct sockaddr_storage *addr,
                            unsigned max_fails)
 {
@@ -113,7 +100,7 @@ bool tern_io_upstream_down(struct tern_req *req, const struct sockaddr_storage *
 	if (max_fails == 0)
 		return false;
 	for (unsigned i = 0; i < io->ndown; i++) {
-		if (same_addr(&io->down[i], addr))
+		if (tern_addr_equal(&io->down[i], addr))
 			return true;
 	}
 	return false;

@@ -21,6 +21,7 @@
 
 #include "lib/core/errcode.h"
 #include "lib/core/parse.h"
+#include "lib/core/stats.h"
 #include "lib/dns/answer.h"
 #include "lib/dns/name.h"
 #include "lib/engine/diag.h"
@@ -717,18 +718,6 @@ static const struct family families[] = {
 	  { CTR_EVICT_SUCCESS, CTR_EVICT_DENIAL } },
 };
 
-static void put_value(FILE *out, const char *v)
-{
-	for (; *v; v++) {
-		if (*v == '\\' || *v == '"')
-			fputc('\\', out);
-		if (*v == '\n')
-			fputs("\\n", out);
-		else
-			fputc(*v, out);
-	}
-}
-
 static uint64_t sum(const struct cache *c, int ctr)
 {
 	uint64_t total = 0;
@@ -741,12 +730,12 @@ static void put_sample(FILE *out, const struct family *f, const char *server,
                        const struct cache *c, int kind)
 {
 	fprintf(out, "%s{server=\"", f->name);
-	put_value(out, server);
+	tern_stats_put_label(out, server);
 	fputs("\",", out);
 	if (f->by_kind)
 		fprintf(out, "type=\"%s\",", kind == CACHE_SUCCESS ? "success" : "denial");
 	fputs("zones=\"", out);
-	put_value(out, c->zones_label);
+	tern_stats_put_label(out, c->zones_label);
 	int ctr = f->ctr[kind];
 	uint64_t v = ctr < 0 ? cache_table_count(&c->table, (enum cache_kind)kind) : sum(c, ctr);
 	fprintf(out, "\",view=\"\"} %llu\n", (unsigned long long)v);
