@@ -885,18 +885,8 @@ class Bench:
         return names, records
 
     def query_file(self, names):
-        rnd = random.Random(SEED)
-        q = []
-        for _ in range(50000):
-            r = rnd.random()
-            if r < 0.7:
-                q.append(f"{rnd.choice(names['clusterip'])}.{ZONE} A")
-            elif r < 0.8:
-                q.append(f"{rnd.choice(names['headless'])}.{ZONE} A")
-            elif r < 0.9:
-                q.append(f"{rnd.choice(names['srv'])}.{ZONE} SRV")
-            else:
-                q.append(f"nx-{rnd.randrange(1 << 20)}.{rnd.choice(names['ns'])}.svc.{ZONE} A")
+        q = query_mix(names, 50000, lambda rnd: f"nx-{rnd.randrange(1 << 20)}."
+                                                f"{rnd.choice(names['ns'])}.svc.{ZONE} A")
         path = os.path.join(self.work, "queries.txt")
         with open(path, "w") as f:
             f.write("\n".join(q) + "\n")
@@ -1075,6 +1065,23 @@ def lat_summary(xs):
         return {"n": 0}
     return {"n": len(xs), "p50_ms": round(pct(xs, 50), 2), "p99_ms": round(pct(xs, 99), 2),
             "max_ms": round(max(xs), 2)}
+
+
+def query_mix(names, n, other):
+    """@n queries (seeded): 70 % ClusterIP A, 10 % headless A, 10 % SRV, 10 % other(rnd)."""
+    rnd = random.Random(SEED)
+    q = []
+    for _ in range(n):
+        r = rnd.random()
+        if r < 0.7:
+            q.append(f"{rnd.choice(names['clusterip'])}.{ZONE} A")
+        elif r < 0.8:
+            q.append(f"{rnd.choice(names['headless'])}.{ZONE} A")
+        elif r < 0.9:
+            q.append(f"{rnd.choice(names['srv'])}.{ZONE} SRV")
+        else:
+            q.append(other(rnd))
+    return q
 
 
 def dashed(ip):

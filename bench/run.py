@@ -419,19 +419,7 @@ def write_queries(bench, name, lines):
 
 def cluster_queries(names, n):
     """70 % ClusterIP A, 10 % headless A, 10 % SRV, 10 % PTR (issue 5's mix)."""
-    rnd = random.Random(SEED)
-    q = []
-    for _ in range(n):
-        r = rnd.random()
-        if r < 0.7:
-            q.append(f"{rnd.choice(names['clusterip'])}.{ZONE} A")
-        elif r < 0.8:
-            q.append(f"{rnd.choice(names['headless'])}.{ZONE} A")
-        elif r < 0.9:
-            q.append(f"{rnd.choice(names['srv'])}.{ZONE} SRV")
-        else:
-            q.append(f"{rnd.choice(names['ptr'])} PTR")
-    return q
+    return cluster.query_mix(names, n, lambda rnd: f"{rnd.choice(names['ptr'])} PTR")
 
 
 def ndots_queries(namespaces, n_ext, n):
