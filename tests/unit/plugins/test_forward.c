@@ -139,6 +139,14 @@ static enum tern_verdict ask(struct t_fwd *h, struct t_query *q)
 	return tern_plugin_forward.query(&q->req, &h->pi);
 }
 
+/* Ask for @p name A (over TCP size): forward must park it on io. */
+static void ask_parks(struct t_fwd *h, const char *name)
+{
+	struct t_query *q = new_q(name, KNOT_RRTYPE_A, 65535);
+	cr_assert_eq(ask(h, q), TERN_PARK, "%s was not forwarded", name);
+	t_query_free(q);
+}
+
 /* The upstream of io attempt @i, printed. */
 static const char *call_to(unsigned i, char *buf)
 {
@@ -380,9 +388,7 @@ Test(forward, names_outside_the_zones_or_under_except_pass_on)
 		t_query_free(q);
 	}
 	cr_assert_eq(io->ncalls, 0, "nothing sent");
-	struct t_query *q = new_q("public.example.org.", KNOT_RRTYPE_A, 65535);
-	cr_assert_eq(ask(&h, q), TERN_PARK);
-	t_query_free(q);
+	ask_parks(&h, "public.example.org.");
 	t_fwd_deinit(&h);
 }
 
@@ -396,11 +402,8 @@ Test(forward, sequential_policy_tries_upstreams_in_order_skipping_down_ones)
 		.policy = "sequential",
 	};
 	t_fwd_init(&h, &conf);
-	for (int i = 0; i < 3; i++) {
-		struct t_query *q = new_q("a.example.", KNOT_RRTYPE_A, 65535);
-		cr_assert_eq(ask(&h, q), TERN_PARK);
-		t_query_free(q);
-	}
+	for (int i = 0; i < 3; i++)
+		ask_parks(&h, "a.example.");
 	for (unsigned i = 0; i < 3; i++)
 		expect_call(i, "127.0.0.1:5301", false);
 
@@ -420,11 +423,8 @@ Test(forward, round_robin_policy_rotates)
 		.policy = "round_robin",
 	};
 	t_fwd_init(&h, &conf);
-	for (int i = 0; i < 6; i++) {
-		struct t_query *q = new_q("a.example.", KNOT_RRTYPE_A, 65535);
-		cr_assert_eq(ask(&h, q), TERN_PARK);
-		t_query_free(q);
-	}
+	for (int i = 0; i < 6; i++)
+		ask_parks(&h, "a.example.");
 	char a[TERN_ADDR_STRLEN], b[TERN_ADDR_STRLEN];
 	for (unsigned i = 0; i < 3; i++) {
 		cr_assert_str_eq(call_to(i, a), call_to(i + 3, b), "period 3");
@@ -443,9 +443,7 @@ Test(forward, random_policy_spreads_and_never_picks_a_down_upstream)
 	t_io_set_down(io, "127.0.0.3:5303");
 	unsigned seen[2] = { 0 };
 	for (int i = 0; i < 60; i++) {
-		struct t_query *q = new_q("a.example.", KNOT_RRTYPE_A, 65535);
-		cr_assert_eq(ask(&h, q), TERN_PARK);
-		t_query_free(q);
+		ask_parks(&h, "a.example.");
 		char buf[TERN_ADDR_STRLEN];
 		call_to(io->ncalls - 1, buf);
 		cr_assert_str_neq(buf, "127.0.0.3:5303", "a down upstream was picked");
