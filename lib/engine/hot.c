@@ -20,7 +20,6 @@
 /* One index slot: where an answer starts in the ring (absolute byte position + 1). */
 struct hot_slot {
 	uint32_t tag;              /* high bits of the hash */
-	uint32_t len;              /* entry bytes in the ring */
 	uint64_t pos;              /* 0: empty */
 };
 
@@ -472,7 +471,6 @@ bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
 		knot_wire_write_u32(p + 2, hint->ttls[i]);
 	}
 	slot->tag = tag_of(hash);
-	slot->len = (uint32_t)size;
 	slot->pos = pos + 1;
 	return true;
 }
