@@ -27,6 +27,7 @@
 #include "daemon/tcp.h"
 #include "daemon/upstream_tls.h"
 #include "daemon/upstream_udp.h"
+#include "lib/core/clock.h"
 #include "lib/core/errcode.h"
 #include "lib/core/log.h"
 #include "lib/core/parse.h"
@@ -199,13 +200,6 @@ void upstream_stats_read(const struct tern_io *io, uint64_t *sum)
 {
 	for (unsigned i = 0; i < UPSTREAM_COUNTER_COUNT; i++)
 		sum[i] += atomic_load_explicit(&io->counters[i], memory_order_relaxed);
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* splitmix64: fast, and seeded from getrandom, so IDs are not guessable by a peer. */
@@ -428,7 +422,7 @@ static int preq_capture(struct tern_io *io, struct preq *p, const struct tern_re
 	}
 	memcpy(p->query, req->query->wire, req->query->size);
 	p->qlen = (uint16_t)req->query->size;
-	p->start_ns = ctx->start_ns ? ctx->start_ns : mono_ns();
+	p->start_ns = ctx->start_ns ? ctx->start_ns : tern_mono_ns();
 	return 0;
 }
 
@@ -804,7 +798,7 @@ static struct uquery *uq_start(struct tern_io *io, const struct qkey *k, unsigne
 	uq->host = host_get(io, addr);
 	uq->id = (uint16_t)rng_next(io);
 	uq->deadline_ms = deadline_after(io, timeout_ms ? timeout_ms : 2000);
-	uq->sent_ns = mono_ns();
+	uq->sent_ns = tern_mono_ns();
 	knot_wire_set_id(msg, uq->id);
 	int ret = tcp ? send_tcp(io, uq, msg, len, tls) : send_udp(io, uq, msg, len);
 	if (ret != 0) {
@@ -1015,7 +1009,7 @@ static void uq_finish(struct tern_io *io, struct uquery *uq, enum tern_resume_st
 		.len = st == TERN_RESUME_ANSWER ? len : 0,
 		.upstream = uq->addr,
 		.over_tcp = uq->tcp,
-		.rtt_us = (mono_ns() - uq->sent_ns) / 1000,
+		.rtt_us = (tern_mono_ns() - uq->sent_ns) / 1000,
 	};
 	uint32_t list = uq->waiters;
 	uq->waiters = UP_NONE;

@@ -19,6 +19,7 @@
 #include "daemon/listener.h"
 #include "daemon/tcp.h"
 #include "daemon/upstream.h"
+#include "lib/core/clock.h"
 #include "lib/core/log.h"
 #include "lib/core/parse.h"
 #include "lib/core/rcu.h"
@@ -43,13 +44,6 @@ static inline int sys_sendmmsg(int fd, struct mmsghdr *v, unsigned n, int flags)
 static inline int sys_epoll_wait(int epfd, struct epoll_event *ev, int n, int timeout_ms)
 {
 	return (int)syscall(SYS_epoll_pwait, epfd, ev, n, timeout_ms, NULL, (size_t)8);
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static int ep_add(struct worker *w, struct ep_item *it, uint32_t events)
@@ -115,8 +109,7 @@ static int udp_batch(struct worker *w, const struct ep_item *it)
 	if (n <= 0)
 		return 0;
 	w->rx_used = (unsigned)n;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t received_ns = tern_mono_ns();
 	struct tern_query_ctx ctx = {
 		.view = w->view,
 		.listen_index = it->listen_index,
@@ -129,7 +122,7 @@ static int udp_batch(struct worker *w, const struct ep_item *it)
 		.io = w->io,
 		.hot = w->hot,
 		.epoch = w->epoch,
-		.start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec,
+		.start_ns = received_ns,
 	};
 	w->cur_ctx = &ctx;
 	unsigned out = 0;
@@ -248,7 +241,7 @@ static void *worker_main(void *arg)
 		/* The epoch first: hot answers built this turn must not outlive what it saw. */
 		w->epoch = tern_rcu_epoch_read();
 		w->view = TERN_RCU_DEREF(tern_view_root);
-		w->now_ms = mono_ms();
+		w->now_ms = tern_mono_ms();
 		if (w->view && w->view->generation != w->sockets_generation)
 			reconcile(w, w->view);
 		for (int i = 0; i < n && w->view; i++) {

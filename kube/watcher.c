@@ -26,6 +26,7 @@
 #include "kube/decode.h"
 #include "kube/kube.h"
 #include "lib/cluster/build.h"
+#include "lib/core/clock.h"
 #include "lib/core/errcode.h"
 #include "lib/core/log.h"
 #include "lib/core/rcu.h"
@@ -102,18 +103,6 @@ struct kube_watcher {
 
 #define STAT_ADD(w, field) __atomic_fetch_add(&(w)->src->stats.field, 1, __ATOMIC_RELAXED)
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static uint64_t now_ms(void)
-{
-	return now_us() / 1000;
-}
-
 static uint64_t rnd(struct kube_watcher *w)
 {
 	w->rng ^= w->rng << 13;
@@ -127,14 +116,14 @@ static uint64_t rnd(struct kube_watcher *w)
 static void retry_later(struct stream *s)
 {
 	uint64_t b = s->backoff_ms;
-	s->due_ms = now_ms() + b / 2 + rnd(s->w) % (b / 2 + 1);  /* jitter: [b/2, b] */
+	s->due_ms = tern_mono_ms() + b / 2 + rnd(s->w) % (b / 2 + 1);  /* jitter: [b/2, b] */
 	s->backoff_ms = b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : (unsigned)(b * 2);
 	s->failing = true;
 }
 
 static void retry_now(struct stream *s)
 {
-	s->due_ms = now_ms();
+	s->due_ms = tern_mono_ms();
 }
 
 static void succeeded(struct stream *s)
@@ -323,7 +312,7 @@ static int start_request(struct stream *s)
 	s->events = 0;
 	s->errbody_len = 0;
 	s->errbody[0] = '\0';
-	s->started_ms = now_ms();
+	s->started_ms = tern_mono_ms();
 	if (curl_multi_add_handle(w->multi, s->h) != CURLM_OK) {
 		curl_slist_free_all(s->headers);
 		s->headers = NULL;
@@ -338,9 +327,9 @@ static int start_request(struct stream *s)
 /* Publish now; the next publish waits for the gap (see PUBLISH_GAP_US). */
 static int publish(struct kube_watcher *w)
 {
-	uint64_t t0 = now_us();
+	uint64_t t0 = tern_mono_ns() / 1000;
 	int rc = tern_cluster_builder_publish(w->b, w->src);
-	uint64_t t1 = now_us(), gap = PUBLISH_DUTY * (t1 - t0);
+	uint64_t t1 = tern_mono_ns() / 1000, gap = PUBLISH_DUTY * (t1 - t0);
 	if (rc == 0)
 		w->dirty = false;
 	w->next_publish_us = t0 + (gap > PUBLISH_GAP_US ? gap : PUBLISH_GAP_US);
@@ -358,7 +347,7 @@ static void all_listed(struct kube_watcher *w)
 	tern_cluster_builder_set_synced(w->b);
 	publish(w);
 	tern_info("kubernetes: %s: synced in %llu ms", w->client.server,
-	          (unsigned long long)(now_ms() - w->start_ms));
+	          (unsigned long long)(tern_mono_ms() - w->start_ms));
 }
 
 static const char *http_problem(const struct stream *s, CURLcode res, long code,
@@ -479,11 +468,11 @@ static void watch_done(struct stream *s, CURLcode res, long code)
 	 * the API is healthy again: start the backoff over, so that a quiet watch cut after
 	 * an outage does not wait out the outage's grown backoff.
 	 */
-	if (s->events || (code == 200 && now_ms() - s->started_ms > 1000))
+	if (s->events || (code == 200 && tern_mono_ms() - s->started_ms > 1000))
 		succeeded(s);
 	if (ended) {
 		/* The server's timeout: resume at once, unless it keeps closing right away. */
-		if (s->events || now_ms() - s->started_ms > 1000)
+		if (s->events || tern_mono_ms() - s->started_ms > 1000)
 			retry_now(s);
 		else
 			retry_later(s);
@@ -523,7 +512,7 @@ static void maybe_publish(struct kube_watcher *w, uint64_t now, uint64_t *wait_m
 	if (!w->synced && !(w->src->conf.startup_timeout_ms &&
 	                    now - w->start_ms >= w->src->conf.startup_timeout_ms))
 		return;  /* a half-listed cluster is not worth publishing yet */
-	uint64_t t = now_us();
+	uint64_t t = tern_mono_ns() / 1000;
 	if (t < w->next_publish_us) {
 		uint64_t ms = (w->next_publish_us - t + 999) / 1000;
 		if (ms < *wait_ms)
@@ -553,7 +542,7 @@ static void *watcher_main(void *arg)
 			if (msg->msg == CURLMSG_DONE)
 				transfer_done(w, msg->easy_handle, msg->data.result);
 
-		uint64_t now = now_ms();
+		uint64_t now = tern_mono_ms();
 		uint64_t wait = POLL_MAX_MS;
 		for (unsigned i = 0; i < w->nstreams; i++) {
 			struct stream *s = &w->streams[i];
@@ -629,7 +618,7 @@ int kube_watcher_start(struct tern_cluster_source *src, struct kube_watcher **ou
 	if (!w)
 		return TERN_ENOMEM;
 	w->src = src;
-	w->start_ms = now_ms();
+	w->start_ms = tern_mono_ms();
 	w->rng = (uint64_t)w->start_ms * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)w;
 	if (!w->rng)
 		w->rng = 1;

@@ -23,6 +23,7 @@
 #include <libknot/libknot.h>
 
 #include "lib/core/attr.h"
+#include "lib/core/clock.h"
 #include "lib/core/errcode.h"
 #include "lib/core/rcu.h"
 #include "lib/cluster/internal.h"
@@ -1338,13 +1339,6 @@ out:
 	return snap;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * The calling thread must not be an online RCU reader: it is either not registered
  * with RCU at all, or registered and offline (tern_rcu_offline()) around this call.
@@ -1355,7 +1349,7 @@ static uint64_t now_ns(void)
  */
 int tern_cluster_builder_publish(struct tern_cluster_builder *b, struct tern_cluster_source *src)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = tern_mono_ns();
 	struct tern_cluster *snap = tern_cluster_builder_snapshot(b);
 	if (!snap)
 		return TERN_ENOMEM;
@@ -1363,7 +1357,7 @@ int tern_cluster_builder_publish(struct tern_cluster_builder *b, struct tern_clu
 	programming_flush(b);
 	if (old)
 		retire(b, old);
-	uint64_t dt = now_ns() - t0;
+	uint64_t dt = tern_mono_ns() - t0;
 	struct tern_cluster_source_stats *st = &src->stats;
 	__atomic_fetch_add(&st->snapshots, 1, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&st->build_ns_total, dt, __ATOMIC_RELAXED);

@@ -30,6 +30,7 @@
 
 #include "lib/cluster/build.h"
 #include "lib/cluster/internal.h"
+#include "lib/core/clock.h"
 
 /* ---- layout ---------------------------------------------------------------------- */
 
@@ -867,13 +868,6 @@ out:
 
 /* ---- assembly ---------------------------------------------------------------------- */
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 struct tern_cluster *tern_cluster_assemble(const struct tern_cluster_delta *d)
 {
 	struct tern_cluster *c = calloc(1, sizeof(*c));
@@ -910,7 +904,7 @@ struct tern_cluster *tern_cluster_assemble(const struct tern_cluster_delta *d)
 		goto fail;
 	for (size_t i = 0; i < d->nadded; i++)
 		tern_cluster_svc_release(d->added[i]);   /* the delta's reference moved in */
-	c->published_ms = mono_ms();
+	c->published_ms = tern_mono_ms();
 	return c;
 fail:
 	tern_cluster_free(c);

@@ -24,6 +24,7 @@
 #include "lib/cluster/build.h"
 #include "lib/cluster/internal.h"
 #include "lib/core/attr.h"
+#include "lib/core/clock.h"
 #include "lib/core/rcu.h"
 #include "lib/core/stats.h"
 
@@ -444,16 +445,9 @@ static void render_build(FILE *out, const struct row *rows, size_t n)
 	}
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);   /* the clock of tern_cluster_published_ms() */
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void render_state(FILE *out, const struct row *rows, size_t n)
 {
-	uint64_t now = mono_ms();
+	uint64_t now = tern_mono_ms();
 	bool head = false;
 	for (size_t i = 0; i < n; i++) {
 		if (!rows[i].snap)

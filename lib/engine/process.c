@@ -11,19 +11,13 @@
 #include <time.h>
 
 #include "lib/core/attr.h"
+#include "lib/core/clock.h"
 #include "lib/core/stats.h"
 #include "lib/dns/answer.h"
 #include "lib/engine/hot.h"
 
 /* Extended RCODE BADVERS (RFC 6891): 16 = header 0 + OPT ext-rcode 1. */
 #define RCODE_BADVERS 16
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int family_of(const struct sockaddr_storage *ss)
 {
@@ -319,7 +313,7 @@ static TERN_NOINLINE void count_hot_hit(const struct tern_query_ctx *ctx,
                                         uint64_t t0)
 {
 	tern_stats_replayed(ctx->stats, hit->stats, ctx->proto, family_of(ctx->src),
-	                    key->flags & TERN_HOT_KEY_DO, in_len, hit->len, mono_ns() - t0);
+	                    key->flags & TERN_HOT_KEY_DO, in_len, hit->len, tern_mono_ns() - t0);
 	if (hit->truncated)
 		tern_stats_event(ctx->stats, TERN_STATS_TRUNCATED);
 }
@@ -345,7 +339,7 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 {
 	struct tern_stats_row *stats = ctx->stats;
 	/* When the query arrived: the transport's receive time, else now. */
-	uint64_t t0 = ctx->start_ns ? ctx->start_ns : stats ? mono_ns() : 0;
+	uint64_t t0 = ctx->start_ns ? ctx->start_ns : stats ? tern_mono_ns() : 0;
 	struct tern_hot_key hkey;
 	hkey.name_len = 0;
 	if (ctx->hot && ctx->view && likely(!ctx->resume && !ctx->refresh)) {
@@ -459,7 +453,7 @@ count:
 			                   req.qtype, req.dnssec_ok, in_len);
 		tern_stats_response(stats, slot, ctx->proto, rc,
 		                    req.answered ? req.plugin_id : TERN_STATS_NO_PLUGIN,
-		                    len, mono_ns() - t0);
+		                    len, tern_mono_ns() - t0);
 	} else if (stats) {
 		tern_stats_event(stats, TERN_STATS_DROPPED);
 	}
