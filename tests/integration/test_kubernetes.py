@@ -360,8 +360,12 @@ def test_slice_moves_orphans_and_namespace_delete():
              "b re-created over its slice")
     positive("h1." + svc("b", "tmp"), "A", ["10.249.0.1"])
     # deleting the namespace deletes what is in it
+    # The namespace, its services and its slices arrive on three watch streams, in no
+    # guaranteed order between them: wait until all three have been applied.
     api.delete("Namespace", "tmp")
-    wait_for(lambda: ask(f"tmp.svc.{ZONE}").rcode_name == "NXDOMAIN", 2, 0.005, "tmp gone")
+    wait_for(lambda: ask(f"tmp.svc.{ZONE}").rcode_name == "NXDOMAIN" and
+             a_of(svc("b", "tmp"))[0] == "NXDOMAIN" and
+             ask(rev4("10.249.0.1"), "PTR").rcode_name == "NXDOMAIN", 2, 0.005, "tmp gone")
     negative(svc("b", "tmp"), "A", "NXDOMAIN")
     negative(rev4("10.249.0.1"), "PTR", "NXDOMAIN")
 
