@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The worker's io layer (see upstream.h): lib/engine/io.h implemented over the
- * worker's epoll loop. Tables are preallocated at worker start; only a pooled TCP
- * connection is allocated, when it is opened. Indices (uint32_t, UP_NONE for none)
- * link parked requests and upstream queries, so nothing dangles when a slot is reused.
- * A DNS-over-TLS upstream uses the same pooled, pipelined connection as TCP with a
- * TLS link (upstream_tls.c) between the framing and the socket; its TLS profile
- * (server name, credentials) is part of the pool key and is what its health probes use.
+ * worker's epoll loop. This file holds the parked requests, the table of upstream
+ * queries (coalescing of identical questions, deadlines on one timerfd), per-upstream
+ * health with probes, sending and receiving over the pooled UDP sockets
+ * (upstream_udp.c), resuming parked requests through tern_process(), background
+ * refreshes and the life cycle. Queries over TCP and DNS over TLS go through the
+ * pooled, pipelined connections of upstream_tcp.c (TLS: upstream_tls.c); the
+ * structures both files walk are in upstream_impl.h. Tables are preallocated at
+ * worker start; only a pooled TCP connection is allocated, when it is opened. Indices
+ * (uint32_t, UP_NONE for none) link parked requests and upstream queries, so nothing
+ * dangles when a slot is reused.
  * Miss path only: the plain query path never enters this file.
  */
 #include "daemon/upstream.h"
@@ -18,13 +22,13 @@
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/timerfd.h>
 #include <libknot/libknot.h>
 
 #include "daemon/tcp.h"
+#include "daemon/upstream_impl.h"
 #include "daemon/upstream_tls.h"
 #include "daemon/upstream_udp.h"
 #include "lib/core/clock.h"
@@ -35,22 +39,9 @@
 #include "lib/engine/io.h"
 #include "lib/engine/process.h"
 
-#define UP_NONE        UINT32_MAX
 #define UP_BUCKETS     8192             /* coalescing hash (power of two) */
 #define UP_TICK_MS     10               /* deadlines are rounded up to this */
-#define UP_MSG_MAX     65535
-#define UP_TCP_OUT     (64 * 1024)      /* queued queries per pooled connection */
 #define UP_CTRL        64
-
-/* Key of a question for coalescing and refresh de-duplication. */
-struct qkey {
-	uint8_t name[KNOT_DNAME_MAXLEN];   /* lowercase wire form */
-	uint16_t name_len;
-	uint16_t qtype, qclass;
-	uint8_t flags;                     /* KEY_DO | KEY_CD */
-};
-#define KEY_DO 1
-#define KEY_CD 2
 
 enum client_kind {
 	CLIENT_FREE = 0,
@@ -80,98 +71,7 @@ struct preq {
 	uint8_t query[UPSTREAM_QUERY_MAX];
 };
 
-/* Health of one upstream address, for this worker. */
-struct host {
-	struct sockaddr_storage addr;
-	bool used, down, tcp;
-	struct upstream_tls_profile *tls;   /* held: probes go over TLS with it */
-	unsigned fails, max_fails;
-	uint32_t probe_ms;              /* probe interval while down (forward's health_check) */
-	uint32_t expire_ms;             /* idle pooled connections close (forward's expire) */
-	uint64_t next_probe_ms;
-	uint32_t probe;                 /* the probe in flight, UP_NONE if none */
-	struct upstream_udp_pool udp;   /* pooled UDP sockets to addr */
-	/* Connection cache outcome of each query sent, by transport (udp, tcp, tcp-tls):
-	 * [0] hits, [1] misses. Written by the worker, read by a scrape (relaxed). */
-	_Atomic uint64_t conn[2][3];
-	_Atomic bool published;         /* addr is set (release): a scrape may read it */
-};
-
-struct upconn;
-
-/* One query sent upstream, with every request waiting for its reply. */
-struct uquery {
-	bool used, tcp, probe, failed;
-	uint16_t id;
-	unsigned plugin_id;
-	uint32_t hash;
-	uint32_t hnext;                 /* coalescing chain, or the free list */
-	uint32_t aprev, anext;          /* the active list (deadline scans) */
-	uint32_t waiters;               /* first waiting preq */
-	struct upconn *conn;            /* over TCP */
-	struct upstream_tls_profile *tls;   /* over TLS: its connection's profile */
-	uint32_t cnext;                 /* next query on the same connection */
-	uint32_t sock;                  /* over UDP: its socket (upstream_udp.h), else UP_NONE */
-	uint32_t sprev, snext;          /* the queries in flight on that socket */
-	struct host *host;
-	uint64_t deadline_ms;
-	uint64_t sent_ns;
-	struct qkey key;
-	struct sockaddr_storage addr;
-};
-
-/* A pooled TCP connection to one upstream (RFC 7766 pipelining). */
-struct upconn {
-	struct ep_item it;              /* first */
-	struct upconn *next;            /* the pool, or the list freed at turn end */
-	struct sockaddr_storage addr;
-	bool connected, dead;
-	struct upstream_tls_profile *profile;  /* held; NULL: plain TCP (part of the pool key) */
-	struct upstream_tls_link *tls;  /* NULL: plain TCP, or TLS could not start */
-	bool tls_ready;                 /* handshake done */
-	bool tls_broken;                /* TLS could not start: fails at the next timer event */
-	size_t tls_pending;             /* length of a TLS send to repeat (GnuTLS's rule) */
-	uint32_t first;                 /* queries in flight on it */
-	unsigned inflight;
-	uint64_t idle_since_ms;
-	size_t out_len, out_off;
-	uint32_t rx_len;
-	uint8_t out[UP_TCP_OUT];
-	uint8_t rx[2 + UP_MSG_MAX];
-};
-
-struct tern_io {
-	struct worker *w;
-	struct ep_item timer;
-	uint64_t armed_ms;              /* when the timer fires, 0 = disarmed */
-	uint64_t rng;
-
-	struct preq *preqs;
-	uint32_t pfree;
-	struct uquery *uqs;
-	uint32_t ufree;
-	uint32_t active;                /* first active query */
-	uint32_t *buckets;
-	uint32_t *scratch;              /* UPSTREAM_INFLIGHT entries */
-	struct host hosts[UPSTREAM_HOSTS];
-	bool conn_reused;               /* the last send found a pooled connection or socket */
-	struct upconn *conns;
-	struct upconn *dead;
-	struct upstream_tls *tls;
-	struct upstream_udp *udp;
-	uint32_t refresh[UPSTREAM_REFRESHES];
-	unsigned nrefresh;
-
-	/* The request being re-run (resume or refresh), and whether it parked again. */
-	struct preq *cur;
-	bool cur_parked;
-
-	_Atomic uint64_t counters[UPSTREAM_COUNTER_COUNT];
-
-	uint8_t qbuf[UPSTREAM_QUERY_MAX];   /* the query handed to tern_process */
-	uint8_t reply[UP_MSG_MAX];          /* the upstream reply of a resume */
-	uint8_t out[2 + UP_MSG_MAX];        /* the answer of a resume (2: TCP length) */
-};
+/* ---- counters (a scrape reads them) -------------------------------------------- */
 
 const char *const upstream_counter_names[UPSTREAM_COUNTER_COUNT] = {
 	[UPSTREAM_SENT] = "sent",
@@ -190,30 +90,28 @@ const char *const upstream_counter_names[UPSTREAM_COUNTER_COUNT] = {
 	[UPSTREAM_TLS_FAILURES] = "tls_failures",
 };
 
-static void count(struct tern_io *io, enum upstream_counter c)
-{
-	uint64_t v = atomic_load_explicit(&io->counters[c], memory_order_relaxed);
-	atomic_store_explicit(&io->counters[c], v + 1, memory_order_relaxed);
-}
-
 void upstream_stats_read(const struct tern_io *io, uint64_t *sum)
 {
 	for (unsigned i = 0; i < UPSTREAM_COUNTER_COUNT; i++)
 		sum[i] += atomic_load_explicit(&io->counters[i], memory_order_relaxed);
 }
 
-/* splitmix64: fast, and seeded from getrandom, so IDs are not guessable by a peer. */
-static uint64_t rng_next(struct tern_io *io)
+void upstream_conn_stats_read(const struct tern_io *io,
+                              void (*fn)(const struct sockaddr_storage *addr,
+                                         const uint64_t conn[2][3], void *ctx),
+                              void *ctx)
 {
-	uint64_t z = (io->rng += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static socklen_t addr_len(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	for (unsigned i = 0; i < UPSTREAM_HOSTS; i++) {
+		const struct host *h = &io->hosts[i];
+		if (!atomic_load_explicit(&h->published, memory_order_acquire))
+			continue;
+		uint64_t conn[2][3];
+		for (unsigned k = 0; k < 2; k++) {
+			for (unsigned p = 0; p < 3; p++)
+				conn[k][p] = atomic_load_explicit(&h->conn[k][p], memory_order_relaxed);
+		}
+		fn(&h->addr, conn, ctx);
+	}
 }
 
 /* ---- keys ---------------------------------------------------------------------- */
@@ -249,12 +147,12 @@ static uint32_t query_hash(const struct qkey *k, unsigned plugin_id,
 	uint32_t h = fnv(2166136261u, k->name, k->name_len);
 	uint32_t tail[4] = { k->qtype | (uint32_t)k->qclass << 16, k->flags, plugin_id, tcp };
 	h = fnv(h, tail, sizeof(tail));
-	return fnv(h, addr, addr_len(addr));
+	return fnv(h, addr, upstream_addr_len(addr));
 }
 
 /* ---- timer --------------------------------------------------------------------- */
 
-static void timer_arm(struct tern_io *io, uint64_t at_ms)
+void upstream_timer_arm(struct tern_io *io, uint64_t at_ms)
 {
 	if (io->armed_ms != 0 && io->armed_ms <= at_ms)
 		return;
@@ -320,7 +218,7 @@ static void host_result(struct tern_io *io, struct host *h, bool replied)
 	if (!h->down && h->max_fails > 0 && h->fails >= h->max_fails) {
 		h->down = true;
 		h->next_probe_ms = io->w->now_ms + probe_ms(h);
-		timer_arm(io, h->next_probe_ms);
+		upstream_timer_arm(io, h->next_probe_ms);
 		char buf[80];
 		tern_addr_str(&h->addr, buf, sizeof(buf));
 		tern_warn("worker %u, upstream %s down after %u failures, probing", io->w->id,
@@ -344,7 +242,7 @@ bool tern_io_upstream_down(struct tern_req *req, const struct sockaddr_storage *
 		/* max_fails lowered since the failures were counted. */
 		h->down = true;
 		h->next_probe_ms = io->w->now_ms + probe_ms(h);
-		timer_arm(io, h->next_probe_ms);
+		upstream_timer_arm(io, h->next_probe_ms);
 	}
 	return h->down;
 }
@@ -417,7 +315,7 @@ static int preq_capture(struct tern_io *io, struct preq *p, const struct tern_re
 		if (!w->cur_conn)
 			return TERN_EINVAL;
 		p->kind = CLIENT_TCP;
-		p->peer_len = addr_len(&p->peer);
+		p->peer_len = upstream_addr_len(&p->peer);
 		tcp_park(w, w->cur_conn, &p->tcp_slot, &p->tcp_gen);
 	}
 	memcpy(p->query, req->query->wire, req->query->size);
@@ -453,21 +351,6 @@ static void hash_unlink(struct tern_io *io, struct uquery *uq)
 	uq->hnext = UP_NONE;
 }
 
-static void conn_unlink(struct upconn *c, struct tern_io *io, struct uquery *uq)
-{
-	uint32_t ui = (uint32_t)(uq - io->uqs);
-	uint32_t *pp = &c->first;
-	while (*pp != UP_NONE && *pp != ui)
-		pp = &io->uqs[*pp].cnext;
-	if (*pp == ui) {
-		*pp = uq->cnext;
-		c->inflight--;
-		if (c->inflight == 0)
-			c->idle_since_ms = io->w->now_ms;
-	}
-	uq->cnext = UP_NONE;
-}
-
 /* Take @p uq off its UDP socket (which closes with its last query if retired). */
 static void sock_unlink(struct tern_io *io, struct uquery *uq)
 {
@@ -491,7 +374,7 @@ static void uq_release(struct tern_io *io, struct uquery *uq)
 	hash_unlink(io, uq);
 	active_unlink(io, uq);
 	if (uq->conn)
-		conn_unlink(uq->conn, io, uq);
+		upstream_tcp_unlink(io, uq->conn, uq);
 	uq->conn = NULL;
 	sock_unlink(io, uq);
 	if (uq->probe && uq->host && uq->host->probe == (uint32_t)(uq - io->uqs))
@@ -541,143 +424,7 @@ static struct uquery *uq_find(struct tern_io *io, uint32_t hash, const struct qk
 	return NULL;
 }
 
-/* ---- TCP pool ------------------------------------------------------------------ */
-
-static void conn_kill(struct tern_io *io, struct upconn *c);
-
-static int conn_watch(struct tern_io *io, struct upconn *c)
-{
-	bool out;
-	if (!c->connected)
-		out = true;
-	else if (c->profile && !c->tls_ready)
-		out = c->tls && upstream_tls_wants_write(c->tls);   /* the handshake's next step */
-	else
-		out = c->out_off < c->out_len;
-	struct epoll_event ev = {
-		.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0),
-		.data.ptr = &c->it,
-	};
-	return epoll_ctl(io->w->epfd, EPOLL_CTL_MOD, c->it.fd, &ev) == 0 ? 0 : -errno;
-}
-
-static struct upconn *conn_open(struct tern_io *io, const struct sockaddr_storage *addr,
-                                struct upstream_tls_profile *profile)
-{
-	struct upconn *c = malloc(sizeof(*c));
-	if (!c)
-		return NULL;
-	memset(c, 0, offsetof(struct upconn, out));
-	c->first = UP_NONE;
-	c->addr = *addr;
-	c->idle_since_ms = io->w->now_ms;
-	c->it = (struct ep_item) { .kind = EP_UP_TCP, .fd = -1 };
-	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	c->it.fd = fd;
-	int on = 1;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	if (connect(fd, (const struct sockaddr *)addr, addr_len(addr)) == 0)
-		c->connected = true;
-	else if (errno != EINPROGRESS)
-		goto fail;
-	if (profile) {
-		/* A TLS start failure (bad credentials) fails this connection's queries. */
-		if (upstream_tls_link_new(io->tls, profile, fd, addr, &c->tls) == 0)
-			profile = upstream_tls_link_profile(c->tls);
-		else
-			c->tls_broken = true;
-		c->profile = profile;
-		upstream_tls_hold(profile);
-	}
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLOUT, .data.ptr = &c->it };
-	if (epoll_ctl(io->w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
-		goto fail;
-	c->next = io->conns;
-	io->conns = c;
-	count(io, UPSTREAM_TCP_OPENED);
-	return c;
-fail:
-	upstream_tls_link_free(io->tls, c->tls);
-	upstream_tls_drop(io->tls, c->profile);
-	if (c->it.fd >= 0)
-		close(c->it.fd);
-	free(c);
-	return NULL;
-}
-
-static struct upconn *conn_get(struct tern_io *io, const struct sockaddr_storage *addr,
-                               struct upstream_tls_profile *profile)
-{
-	for (struct upconn *c = io->conns; c; c = c->next) {
-		if (!c->dead && c->profile == profile && tern_addr_equal(&c->addr, addr)) {
-			count(io, UPSTREAM_TCP_REUSED);
-			io->conn_reused = true;
-			return c;
-		}
-	}
-	io->conn_reused = false;
-	return conn_open(io, addr, profile);
-}
-
-/* The TLS side of conn_flush: records of what is queued, once the handshake is done. */
-static int conn_flush_tls(struct tern_io *io, struct upconn *c)
-{
-	while (c->tls_ready && c->out_off < c->out_len) {
-		size_t len = c->tls_pending ? c->tls_pending : c->out_len - c->out_off;
-		ssize_t n = upstream_tls_send(c->tls, c->out + c->out_off, len);
-		if (n == -EAGAIN) {
-			c->tls_pending = len;
-			break;
-		}
-		if (n < 0)
-			return -1;
-		c->tls_pending = 0;
-		c->out_off += (size_t)n;
-	}
-	if (c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	return conn_watch(io, c) == 0 ? 0 : -1;
-}
-
-/* Write what the kernel takes. @return 0, or -1 when the connection failed. */
-static int conn_flush(struct tern_io *io, struct upconn *c)
-{
-	if (c->profile)
-		return conn_flush_tls(io, c);   /* never plain text to a TLS upstream */
-	while (c->connected && c->out_off < c->out_len) {
-		ssize_t n = send(c->it.fd, c->out + c->out_off, c->out_len - c->out_off,
-		                 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			return -1;
-		}
-		c->out_off += (size_t)n;
-	}
-	if (c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
-	return conn_watch(io, c) == 0 ? 0 : -1;
-}
-
-/*
- * Mark @p c failed from a path that must not resume requests (inside
- * tern_io_forward): its queries fail at the next timer event, and it is closed then.
- */
-static void conn_fail_later(struct tern_io *io, struct upconn *c)
-{
-	c->dead = true;
-	for (uint32_t i = c->first; i != UP_NONE; i = io->uqs[i].cnext) {
-		io->uqs[i].failed = true;
-		io->uqs[i].deadline_ms = 0;
-	}
-	timer_arm(io, 1);
-}
-
-/* ---- sending ------------------------------------------------------------------- */
+/* ---- sending (UDP here; TCP and TLS: upstream_tcp.c) --------------------------- */
 
 /*
  * The socket @p s reported an error (ICMP port unreachable, ...) on a path that must not
@@ -691,7 +438,7 @@ static void sock_fail_later(struct tern_io *io, struct upstream_udp_sock *s)
 		io->uqs[i].failed = true;
 		io->uqs[i].deadline_ms = 0;
 	}
-	timer_arm(io, 1);
+	upstream_timer_arm(io, 1);
 }
 
 /*
@@ -707,7 +454,8 @@ static int send_udp(struct tern_io *io, struct uquery *uq, const uint8_t *msg, s
 	for (int attempt = 0; attempt < 2; attempt++) {
 		bool opened = false;
 		struct upstream_udp_sock *s = upstream_udp_pick(io->udp, pool, &uq->addr,
-		                                                io->w->now_ms, rng_next(io),
+		                                                io->w->now_ms,
+		                                                upstream_rng_next(io),
 		                                                &opened, &ret);
 		if (!s)
 			return ret;
@@ -734,48 +482,6 @@ static int send_udp(struct tern_io *io, struct uquery *uq, const uint8_t *msg, s
 	return ret;
 }
 
-static bool conn_has_id(const struct tern_io *io, const struct upconn *c, uint16_t id)
-{
-	for (uint32_t i = c->first; i != UP_NONE; i = io->uqs[i].cnext) {
-		if (io->uqs[i].id == id)
-			return true;
-	}
-	return false;
-}
-
-static int send_tcp(struct tern_io *io, struct uquery *uq, uint8_t *msg, size_t len,
-                    struct upstream_tls_profile *tls)
-{
-	struct upconn *c = conn_get(io, &uq->addr, tls);
-	if (!c)
-		return TERN_ENOMEM;
-	if (c->out_len + 2 + len > UP_TCP_OUT)
-		return TERN_ENOSPC;
-	/* IDs are unique per connection: replies come in any order. */
-	for (int tries = 0; tries < 16 && conn_has_id(io, c, uq->id); tries++)
-		uq->id = (uint16_t)rng_next(io);
-	if (conn_has_id(io, c, uq->id))
-		return TERN_EEXIST;
-	knot_wire_set_id(msg, uq->id);
-	c->out[c->out_len] = (uint8_t)(len >> 8);
-	c->out[c->out_len + 1] = (uint8_t)len;
-	memcpy(c->out + c->out_len + 2, msg, len);
-	c->out_len += 2 + len;
-	uq->conn = c;
-	uq->tls = c->profile;
-	uq->cnext = c->first;
-	c->first = (uint32_t)(uq - io->uqs);
-	c->inflight++;
-	if (c->tls_broken) {
-		if (!c->dead)
-			count(io, UPSTREAM_TLS_FAILURES);
-		conn_fail_later(io, c);
-	} else if (conn_flush(io, c) != 0) {
-		conn_fail_later(io, c);   /* this query included: it fails from the timer */
-	}
-	return 0;
-}
-
 /*
  * Start a query for @p k to @p addr with the message @p msg (ID rewritten). Never
  * resumes anything. @return the query, or NULL with *err set.
@@ -796,11 +502,11 @@ static struct uquery *uq_start(struct tern_io *io, const struct qkey *k, unsigne
 	uq->key = *k;
 	uq->addr = *addr;
 	uq->host = host_get(io, addr);
-	uq->id = (uint16_t)rng_next(io);
+	uq->id = (uint16_t)upstream_rng_next(io);
 	uq->deadline_ms = deadline_after(io, timeout_ms ? timeout_ms : 2000);
 	uq->sent_ns = tern_mono_ns();
 	knot_wire_set_id(msg, uq->id);
-	int ret = tcp ? send_tcp(io, uq, msg, len, tls) : send_udp(io, uq, msg, len);
+	int ret = tcp ? upstream_tcp_send(io, uq, msg, len, tls) : send_udp(io, uq, msg, len);
 	if (ret != 0) {
 		uq_release(io, uq);
 		*err = ret;
@@ -823,8 +529,8 @@ static struct uquery *uq_start(struct tern_io *io, const struct qkey *k, unsigne
 	uint32_t *bucket = &io->buckets[uq->hash & (UP_BUCKETS - 1)];
 	uq->hnext = *bucket;
 	*bucket = (uint32_t)(uq - io->uqs);
-	count(io, UPSTREAM_SENT);
-	timer_arm(io, uq->deadline_ms);
+	upstream_count(io, UPSTREAM_SENT);
+	upstream_timer_arm(io, uq->deadline_ms);
 	return uq;
 }
 
@@ -839,7 +545,7 @@ int tern_io_forward(struct tern_req *req, unsigned plugin_id, const struct tern_
 		return TERN_EEXIST;   /* one attempt at a time per request */
 	if (fresh) {
 		if (req->query->size > UPSTREAM_QUERY_MAX || !(p = preq_alloc(io))) {
-			count(io, UPSTREAM_REJECTED);
+			upstream_count(io, UPSTREAM_REJECTED);
 			return TERN_ENOSPC;
 		}
 	}
@@ -852,7 +558,7 @@ int tern_io_forward(struct tern_req *req, unsigned plugin_id, const struct tern_
 	key_of_req(req, &k);
 	struct upstream_tls_profile *tls = NULL;
 	if (u->tls && !(tls = upstream_tls_profile(io->tls, u->tls))) {
-		count(io, UPSTREAM_REJECTED);
+		upstream_count(io, UPSTREAM_REJECTED);
 		if (fresh)
 			preq_free(io, p);
 		return TERN_ENOSPC;
@@ -861,13 +567,13 @@ int tern_io_forward(struct tern_req *req, unsigned plugin_id, const struct tern_
 	uint32_t hash = query_hash(&k, plugin_id, &u->addr, tcp);
 	struct uquery *uq = uq_find(io, hash, &k, plugin_id, &u->addr, tcp, tls);
 	if (uq) {
-		count(io, UPSTREAM_COALESCED);
+		upstream_count(io, UPSTREAM_COALESCED);
 	} else {
 		/* Send the client's query as it came, under a new ID. */
 		uint8_t msg[UPSTREAM_QUERY_MAX];
 		size_t len = req->query->size;
 		if (len > sizeof(msg)) {
-			count(io, UPSTREAM_REJECTED);
+			upstream_count(io, UPSTREAM_REJECTED);
 			if (fresh)
 				preq_free(io, p);
 			return TERN_ENOSPC;
@@ -877,7 +583,7 @@ int tern_io_forward(struct tern_req *req, unsigned plugin_id, const struct tern_
 		uq = uq_start(io, &k, plugin_id, &u->addr, tcp, tls, u->timeout_ms, msg, len, &err);
 		if (!uq) {
 			if (err == TERN_ENOSPC)
-				count(io, UPSTREAM_REJECTED);
+				upstream_count(io, UPSTREAM_REJECTED);
 			if (fresh)
 				preq_free(io, p);
 			return err;
@@ -988,20 +694,16 @@ static void preq_run(struct tern_io *io, struct preq *p, const struct tern_resum
 	preq_free(io, p);
 }
 
-/*
- * The query @p uq ended: update health, take it out of every index, then re-run each
- * waiter with the same result. @p wire (ANSWER) must not live in @p uq's connection.
- */
-static void uq_finish(struct tern_io *io, struct uquery *uq, enum tern_resume_status st,
-                      const uint8_t *wire, uint16_t len)
+void upstream_query_finish(struct tern_io *io, struct uquery *uq, enum tern_resume_status st,
+                           const uint8_t *wire, uint16_t len)
 {
 	host_result(io, uq->host, st == TERN_RESUME_ANSWER);
 	if (st == TERN_RESUME_TIMEOUT)
-		count(io, UPSTREAM_TIMEOUTS);
+		upstream_count(io, UPSTREAM_TIMEOUTS);
 	else if (st == TERN_RESUME_ERROR)
-		count(io, UPSTREAM_ERRORS);
+		upstream_count(io, UPSTREAM_ERRORS);
 	if (uq->probe && st != TERN_RESUME_ANSWER)
-		count(io, UPSTREAM_PROBE_FAILURES);
+		upstream_count(io, UPSTREAM_PROBE_FAILURES);
 	struct tern_resume r = {
 		.plugin_id = uq->plugin_id,
 		.status = st,
@@ -1025,10 +727,9 @@ static void uq_finish(struct tern_io *io, struct uquery *uq, enum tern_resume_st
 	}
 }
 
-/* ---- replies ------------------------------------------------------------------- */
+/* ---- replies (UDP here; TCP and TLS: upstream_tcp.c) --------------------------- */
 
-/* A reply to @p uq: QR, its ID, one question equal to ours (name case-insensitive). */
-static bool reply_matches(const struct uquery *uq, const uint8_t *m, size_t len)
+bool upstream_reply_matches(const struct uquery *uq, const uint8_t *m, size_t len)
 {
 	if (len < KNOT_WIRE_HEADER_SIZE + 5 || !knot_wire_get_qr(m) ||
 	    knot_wire_get_id(m) != uq->id || knot_wire_get_qdcount(m) != 1 ||
@@ -1054,7 +755,7 @@ static struct uquery *sock_match(struct tern_io *io, const struct upstream_udp_s
 	uint16_t id = knot_wire_get_id(m);
 	for (uint32_t i = s->first; i != UP_NONE; i = io->uqs[i].snext) {
 		struct uquery *uq = &io->uqs[i];
-		if (uq->id == id && reply_matches(uq, m, len))
+		if (uq->id == id && upstream_reply_matches(uq, m, len))
 			return uq;
 	}
 	return NULL;
@@ -1066,7 +767,7 @@ static void sock_fail(struct tern_io *io, struct upstream_udp_sock *s)
 	uint32_t gen = s->gen;
 	upstream_udp_retire(io->udp, s);   /* re-runs send their retries elsewhere */
 	while (s->gen == gen && s->first != UP_NONE)
-		uq_finish(io, &io->uqs[s->first], TERN_RESUME_ERROR, NULL, 0);
+		upstream_query_finish(io, &io->uqs[s->first], TERN_RESUME_ERROR, NULL, 0);
 }
 
 /*
@@ -1087,162 +788,14 @@ static void udp_event(struct tern_io *io, struct upstream_udp_sock *s)
 			const uint8_t *m = upstream_udp_datagram(io->udp, (unsigned)i, &len);
 			struct uquery *uq = s->gen == gen ? sock_match(io, s, m, len) : NULL;
 			if (!uq) {
-				count(io, UPSTREAM_BAD_REPLIES);
+				upstream_count(io, UPSTREAM_BAD_REPLIES);
 				continue;
 			}
-			uq_finish(io, uq, TERN_RESUME_ANSWER, m, (uint16_t)len);
+			upstream_query_finish(io, uq, TERN_RESUME_ANSWER, m, (uint16_t)len);
 		}
 		if (n < UPSTREAM_UDP_BATCH || s->gen != gen)
 			return;
 	}
-}
-
-/* Fail every query on @p c now and close it (freed at the end of the turn). */
-static void conn_kill(struct tern_io *io, struct upconn *c)
-{
-	for (struct upconn **pp = &io->conns; *pp; pp = &(*pp)->next) {
-		if (*pp == c) {
-			*pp = c->next;
-			break;
-		}
-	}
-	c->dead = true;
-	upstream_tls_link_free(io->tls, c->tls);   /* before close: close_notify */
-	c->tls = NULL;
-	upstream_tls_drop(io->tls, c->profile);
-	c->profile = NULL;
-	if (c->it.fd >= 0)
-		close(c->it.fd);
-	c->it.fd = -1;
-	c->next = io->dead;
-	io->dead = c;
-	io->w->io_turn_work = true;
-	/* Re-runs may open a new connection; this one is out of the pool already. */
-	while (c->first != UP_NONE) {
-		struct uquery *uq = &io->uqs[c->first];
-		uq_finish(io, uq, TERN_RESUME_ERROR, NULL, 0);
-	}
-}
-
-static void tcp_messages(struct tern_io *io, struct upconn *c)
-{
-	uint32_t off = 0;
-	while (!c->dead && c->rx_len - off >= 2) {
-		uint32_t mlen = ((uint32_t)c->rx[off] << 8) | c->rx[off + 1];
-		if (c->rx_len - off < 2 + mlen)
-			break;
-		const uint8_t *m = c->rx + off + 2;
-		off += 2 + mlen;
-		struct uquery *uq = NULL;
-		if (mlen >= KNOT_WIRE_HEADER_SIZE) {
-			uint16_t id = knot_wire_get_id(m);
-			for (uint32_t i = c->first; i != UP_NONE; i = io->uqs[i].cnext) {
-				if (io->uqs[i].id == id) {
-					uq = &io->uqs[i];
-					break;
-				}
-			}
-		}
-		if (!uq || !reply_matches(uq, m, mlen)) {
-			count(io, UPSTREAM_BAD_REPLIES);
-			continue;
-		}
-		memcpy(io->reply, m, mlen);
-		uq_finish(io, uq, TERN_RESUME_ANSWER, io->reply, (uint16_t)mlen);
-	}
-	if (off > 0 && !c->dead) {
-		memmove(c->rx, c->rx + off, c->rx_len - off);
-		c->rx_len -= off;
-	}
-}
-
-/* Read into @p c's buffer. @return bytes, 0 at EOF, or -errno (-EAGAIN: nothing now). */
-static ssize_t conn_recv(struct upconn *c)
-{
-	void *buf = c->rx + c->rx_len;
-	size_t room = sizeof(c->rx) - c->rx_len;
-	if (c->tls)
-		return upstream_tls_recv(c->tls, buf, room);
-	ssize_t n = recv(c->it.fd, buf, room, MSG_DONTWAIT);
-	if (n >= 0)
-		return n;
-	return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-}
-
-/*
- * Advance @p c's TLS handshake. @return true when it is done (queued queries can go),
- * false while it waits for the socket or when it failed (the connection is killed).
- */
-static bool tls_handshake(struct tern_io *io, struct upconn *c)
-{
-	int ret = upstream_tls_handshake(c->tls, io->w->id);
-	if (ret == -EAGAIN) {
-		if (conn_watch(io, c) != 0)
-			conn_kill(io, c);
-		return false;
-	}
-	if (ret != 0) {
-		count(io, UPSTREAM_TLS_FAILURES);
-		conn_kill(io, c);   /* its queries fail: forward tries the next upstream */
-		return false;
-	}
-	c->tls_ready = true;
-	count(io, UPSTREAM_TLS_HANDSHAKES);
-	if (upstream_tls_resumed(c->tls))
-		count(io, UPSTREAM_TLS_RESUMED);
-	if (conn_flush(io, c) != 0) {
-		conn_kill(io, c);
-		return false;
-	}
-	return true;
-}
-
-static void tcp_event(struct tern_io *io, struct upconn *c, uint32_t events)
-{
-	if (c->dead)
-		return;
-	if (!c->connected && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-		int err = 0;
-		socklen_t elen = sizeof(err);
-		if (getsockopt(c->it.fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0 || err != 0) {
-			conn_kill(io, c);
-			return;
-		}
-		c->connected = true;
-	}
-	if (c->profile && !c->tls_ready) {
-		if (!c->connected || !c->tls)
-			return;   /* connecting, or TLS could not start (fails from the timer) */
-		if (!tls_handshake(io, c))
-			return;   /* waiting for the socket, or failed */
-		events |= EPOLLIN;   /* the server may have sent more in the last flight */
-	}
-	if ((events & EPOLLOUT) && conn_flush(io, c) != 0) {
-		conn_kill(io, c);
-		return;
-	}
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-		for (;;) {
-			ssize_t n = conn_recv(c);
-			if (n > 0) {
-				c->rx_len += (uint32_t)n;
-				tcp_messages(io, c);
-				if (c->dead)
-					return;
-				continue;
-			}
-			if (n == -EINTR)
-				continue;
-			if (n == -EAGAIN)
-				break;
-			conn_kill(io, c);   /* closed by the upstream, or reset */
-			return;
-		}
-	}
-	if (c->dead)
-		return;
-	if (c->inflight == 0 && c->out_len == 0 && c->rx_len == 0)
-		c->idle_since_ms = io->w->now_ms;
 }
 
 /* ---- timer: deadlines, deferred failures, probes ------------------------------- */
@@ -1261,13 +814,13 @@ static void probe_send(struct tern_io *io, struct host *h)
 	struct uquery *uq = uq_start(io, &k, UINT32_MAX, &h->addr, h->tcp, h->tls,
 	                             UPSTREAM_PROBE_MS, msg, sizeof(msg), &err);
 	if (!uq) {
-		count(io, UPSTREAM_PROBE_FAILURES);
+		upstream_count(io, UPSTREAM_PROBE_FAILURES);
 		return;
 	}
 	hash_unlink(io, uq);   /* probes are never joined */
 	uq->probe = true;
 	h->probe = (uint32_t)(uq - io->uqs);
-	count(io, UPSTREAM_PROBES);
+	upstream_count(io, UPSTREAM_PROBES);
 }
 
 static void timer_event(struct tern_io *io)
@@ -1290,14 +843,15 @@ static void timer_event(struct tern_io *io)
 		struct uquery *uq = &io->uqs[io->scratch[j]];
 		if (!uq->used || uq->deadline_ms > now)
 			continue;   /* finished already, or the slot was reused meanwhile */
-		uq_finish(io, uq, uq->failed ? TERN_RESUME_ERROR : TERN_RESUME_TIMEOUT, NULL, 0);
+		enum tern_resume_status st = uq->failed ? TERN_RESUME_ERROR : TERN_RESUME_TIMEOUT;
+		upstream_query_finish(io, uq, st, NULL, 0);
 	}
 	/* Connections that failed inside tern_io_forward are closed now. */
 	for (struct upconn *c = io->conns, *next; c; c = next) {
 		next = c->next;
 		if (c->dead) {
-			c->dead = false;   /* conn_kill sets it again and closes */
-			conn_kill(io, c);
+			c->dead = false;   /* upstream_tcp_kill sets it again and closes */
+			upstream_tcp_kill(io, c);
 		}
 	}
 	uint64_t next = UINT64_MAX;
@@ -1317,7 +871,7 @@ static void timer_event(struct tern_io *io)
 			next = io->uqs[i].deadline_ms;
 	}
 	if (next != UINT64_MAX)
-		timer_arm(io, next <= now ? now + 1 : next);
+		upstream_timer_arm(io, next <= now ? now + 1 : next);
 }
 
 void upstream_event(struct tern_io *io, struct ep_item *it, uint32_t events)
@@ -1330,7 +884,7 @@ void upstream_event(struct tern_io *io, struct ep_item *it, uint32_t events)
 		break;
 	}
 	case EP_UP_TCP:
-		tcp_event(io, (struct upconn *)it, events);
+		upstream_tcp_event(io, (struct upconn *)it, events);
 		break;
 	case EP_UP_TIMER:
 		timer_event(io);
@@ -1354,7 +908,7 @@ void upstream_tick(struct tern_io *io)
 		const struct host *h = host_get(io, &c->addr);
 		uint64_t idle = h && h->expire_ms ? h->expire_ms : UPSTREAM_TCP_IDLE_MS;
 		if (now - c->idle_since_ms >= idle)
-			conn_kill(io, c);
+			upstream_tcp_kill(io, c);
 	}
 }
 
@@ -1413,14 +967,10 @@ void upstream_turn_end(struct tern_io *io)
 		}
 	}
 	for (unsigned i = 0; i < n; i++) {
-		count(io, UPSTREAM_REFRESHED);
+		upstream_count(io, UPSTREAM_REFRESHED);
 		preq_run(io, &io->preqs[run[i]], NULL);
 	}
-	while (io->dead) {
-		struct upconn *c = io->dead;
-		io->dead = c->next;
-		free(c);
-	}
+	upstream_tcp_reap(io);
 }
 
 /* ---- life cycle ---------------------------------------------------------------- */
@@ -1483,23 +1033,11 @@ void upstream_free(struct tern_io *io)
 	if (!io)
 		return;
 	upstream_udp_free(io->udp);
-	while (io->conns) {
-		struct upconn *c = io->conns;
-		io->conns = c->next;
-		upstream_tls_link_free(io->tls, c->tls);
-		upstream_tls_drop(io->tls, c->profile);
-		if (c->it.fd >= 0)
-			close(c->it.fd);
-		free(c);
-	}
+	upstream_tcp_close_all(io);
 	for (unsigned i = 0; i < UPSTREAM_HOSTS; i++)
 		upstream_tls_drop(io->tls, io->hosts[i].tls);
 	upstream_tls_free(io->tls);
-	while (io->dead) {
-		struct upconn *c = io->dead;
-		io->dead = c->next;
-		free(c);
-	}
+	upstream_tcp_reap(io);
 	if (io->timer.fd >= 0)
 		close(io->timer.fd);
 	free(io->preqs);
@@ -1507,22 +1045,4 @@ void upstream_free(struct tern_io *io)
 	free(io->buckets);
 	free(io->scratch);
 	free(io);
-}
-
-void upstream_conn_stats_read(const struct tern_io *io,
-                              void (*fn)(const struct sockaddr_storage *addr,
-                                         const uint64_t conn[2][3], void *ctx),
-                              void *ctx)
-{
-	for (unsigned i = 0; i < UPSTREAM_HOSTS; i++) {
-		const struct host *h = &io->hosts[i];
-		if (!atomic_load_explicit(&h->published, memory_order_acquire))
-			continue;
-		uint64_t conn[2][3];
-		for (unsigned k = 0; k < 2; k++) {
-			for (unsigned p = 0; p < 3; p++)
-				conn[k][p] = atomic_load_explicit(&h->conn[k][p], memory_order_relaxed);
-		}
-		fn(&h->addr, conn, ctx);
-	}
 }

@@ -5,8 +5,8 @@
  * no locks. It keeps the parked requests (a preallocated table: the query copy, how
  * to reach the client, start time), the upstream queries in flight (on pooled connected
  * UDP sockets with rotating ports: daemon/upstream_udp.h, or a pooled pipelined TCP
- * connection per upstream, with TLS on it for DNS-over-TLS upstreams:
- * daemon/upstream_tls.h), their deadlines
+ * connection per upstream: daemon/upstream_tcp.c, with TLS on it for DNS-over-TLS
+ * upstreams: daemon/upstream_tls.h), their deadlines
  * (one timerfd), coalescing of identical questions, per-upstream health with ". IN NS"
  * probes, and the queue of background refreshes. When a reply (or timeout, or error)
  * arrives it re-runs every waiting request through tern_process() with ctx.resume and

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The TLS client of the worker's io layer (DNS over TLS upstreams, RFC 7858), over
- * GnuTLS. upstream.c opens the TCP connection and drives it from the worker's epoll
+ * GnuTLS. upstream_tcp.c opens the TCP connection and drives it from the worker's epoll
  * loop; this module adds, per worker: a small cache of TLS profiles (the server name to
  * verify plus the credentials: the system trust store, an optional CA file, an
  * optional client certificate), each profile's saved sessions for resumption across

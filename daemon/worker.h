@@ -26,7 +26,7 @@
 enum ep_kind {
 	EP_UDP, EP_TCP_LISTEN, EP_TCP_CONN, EP_STOP, EP_TIMER,
 	EP_UP_UDP,     /**< a pooled upstream UDP socket (upstream_udp.c) */
-	EP_UP_TCP,     /**< a pooled upstream TCP connection (upstream.c) */
+	EP_UP_TCP,     /**< a pooled upstream TCP connection (upstream_tcp.c) */
 	EP_UP_TIMER,   /**< upstream deadlines and health probes (upstream.c) */
 };
 
