@@ -404,6 +404,7 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 	/* libknot keeps a lowercased copy of the question name; the wire keeps the case. */
 	const knot_dname_t *qname = knot_pkt_qname(req.query);
 	req.qname = qname;
+	req.qname_len = req.query->qname_size;
 
 	uint16_t rcode = 0;
 	if (req.has_edns && knot_edns_get_version(req.query->opt_rr) != 0) {
@@ -417,7 +418,7 @@ size_t tern_process(const struct tern_query_ctx *ctx, uint8_t *in, size_t in_len
 		goto count;
 	}
 	const struct tern_route *route = ctx->view ?
-		tern_view_route(ctx->view, ctx->listen_index, qname) : NULL;
+		tern_view_route(ctx->view, ctx->listen_index, qname, req.qname_len) : NULL;
 	if (!route) {
 		len = answer_early(&req, out, cap, KNOT_RCODE_REFUSED);
 		goto count;

@@ -52,6 +52,7 @@ struct tern_req {
 	/* The query (read-only for plugins). */
 	knot_pkt_t *query;                 /**< parsed query, in the arena */
 	const knot_dname_t *qname;         /**< lowercased question name (use for lookups) */
+	uint16_t qname_len;                /**< its wire length */
 	uint16_t qtype;
 	uint16_t qclass;
 	enum tern_proto proto;

@@ -144,6 +144,7 @@ static int build_routes(struct tern_view *v, const struct tern_conf *conf, struc
 					.server = srv,
 					.stats_slot = tern_stats_slot(server, srv->zone_strs[z]),
 					.labels = (unsigned)knot_dname_labels(srv->zones[z], NULL),
+					.len = (unsigned)tern_name_len(srv->zones[z]),
 				};
 			}
 		}
@@ -226,14 +227,15 @@ void tern_view_free(struct tern_view *v)
 }
 
 const struct tern_route *tern_view_route(const struct tern_view *v, unsigned li,
-                                         const knot_dname_t *qname)
+                                         const knot_dname_t *qname, size_t qname_len)
 {
 	if (li >= v->nlistens)
 		return NULL;
 	const struct tern_listen_routes *lr = &v->listens[li];
 	for (size_t i = 0; i < lr->nroutes; i++) {
-		if (tern_name_is_under(qname, lr->routes[i].zone))
-			return &lr->routes[i];
+		const struct tern_route *r = &lr->routes[i];
+		if (tern_name_is_under_n(qname, qname_len, r->zone, r->len))
+			return r;
 	}
 	return NULL;
 }

@@ -38,6 +38,7 @@ struct tern_route {
 	const struct tern_server *server;
 	int stats_slot;                   /**< metrics row for (server label, zone), -1 = none */
 	unsigned labels;                  /**< label count of zone, routes sorted by it desc */
+	unsigned len;                     /**< wire length of zone */
 };
 
 /** The routes of one listen address. */
@@ -70,9 +71,12 @@ int tern_view_build(struct tern_conf *conf, struct tern_diag *diag, struct tern_
 /** Deinit every plugin instance and free. Call only after a grace period. */
 void tern_view_free(struct tern_view *view);
 
-/** Pick the block for @p qname (lowercase) on listen index @p li: longest zone wins. */
+/**
+ * Pick the block for @p qname (lowercase, @p qname_len bytes on the wire) on listen
+ * index @p li: longest zone wins.
+ */
 const struct tern_route *tern_view_route(const struct tern_view *view, unsigned li,
-                                         const knot_dname_t *qname);
+                                         const knot_dname_t *qname, size_t qname_len);
 
 /** True if every plugin instance reports ready; else write who is not into @p buf. */
 bool tern_view_ready(const struct tern_view *view, char *buf, size_t len);

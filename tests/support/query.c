@@ -48,6 +48,7 @@ struct t_query *t_query_new_opts(const char *name, uint16_t qtype, const struct 
 	t->req = (struct tern_req) {
 		.query = query,
 		.qname = t->lower,
+		.qname_len = (uint16_t)knot_dname_size(t->lower),
 		.qtype = qtype,
 		.qclass = KNOT_CLASS_IN,
 		.proto = max_size > 512 && !o->udp ? TERN_PROTO_TCP : TERN_PROTO_UDP,

@@ -137,6 +137,7 @@ _Static_assert(sizeof(struct cache_row) == 64, "one cache line per worker row");
 
 struct zone_list {
 	knot_dname_t **names;   /* lowercase wire form */
+	size_t *lens;           /* their wire lengths */
 	size_t n;
 };
 
@@ -146,6 +147,7 @@ struct cache {
 	struct cache_table table;
 	struct zone_list zones;
 	struct zone_list no_store[CACHE_KINDS];   /* `disable` success / denial zones */
+	struct zone_list never;                    /* names under both: never stored */
 	char *zones_label;                         /* "a.,b." for the metrics */
 	struct cache_limits lim[CACHE_KINDS];
 	bool keepttl;
@@ -166,6 +168,7 @@ static void zone_list_free(struct zone_list *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->names[i]);
 	free(l->names);
+	free(l->lens);
 	*l = (struct zone_list) { 0 };
 }
 
@@ -177,6 +180,7 @@ static void cache_free(struct cache *c)
 	zone_list_free(&c->zones);
 	for (int k = 0; k < CACHE_KINDS; k++)
 		zone_list_free(&c->no_store[k]);
+	zone_list_free(&c->never);
 	free(c->zones_label);
 	free(c->rows);
 	free(c);
@@ -186,7 +190,8 @@ static void cache_free(struct cache *c)
 static int zone_list_init(struct zone_list *l, char *const *strs, size_t n, size_t *bad)
 {
 	l->names = calloc(n ? n : 1, sizeof(*l->names));
-	if (l->names == NULL)
+	l->lens = calloc(n ? n : 1, sizeof(*l->lens));
+	if (l->names == NULL || l->lens == NULL)
 		return TERN_ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		knot_dname_t *d = knot_dname_from_str_alloc(strs[i]);
@@ -195,18 +200,50 @@ static int zone_list_init(struct zone_list *l, char *const *strs, size_t n, size
 			return TERN_EINVAL;
 		}
 		knot_dname_to_lower(d);
+		l->lens[l->n] = tern_name_len(d);
 		l->names[l->n++] = d;
 	}
 	return 0;
 }
 
-static bool zone_list_has(const struct zone_list *l, const knot_dname_t *name)
+/* @p name (@p len bytes on the wire) is one of @p l's zones or under one. */
+static bool zone_list_has(const struct zone_list *l, const knot_dname_t *name, size_t len)
 {
 	for (size_t i = 0; i < l->n; i++) {
-		if (tern_name_is_under(name, l->names[i]))
+		if (tern_name_is_under_n(name, len, l->names[i], l->lens[i]))
 			return true;
 	}
 	return false;
+}
+
+/*
+ * The names under a zone of both `disable` lists, as one list: for each pair, the
+ * deeper of the two when one holds the other (kubeadm's cluster.local in both: itself).
+ */
+static int zone_list_both(struct zone_list *out, const struct zone_list *a,
+                          const struct zone_list *b)
+{
+	size_t cap = a->n * b->n;
+	out->names = calloc(cap ? cap : 1, sizeof(*out->names));
+	out->lens = calloc(cap ? cap : 1, sizeof(*out->lens));
+	if (out->names == NULL || out->lens == NULL)
+		return TERN_ENOMEM;
+	for (size_t i = 0; i < a->n; i++) {
+		for (size_t j = 0; j < b->n; j++) {
+			const struct zone_list *from =
+				tern_name_is_under_n(a->names[i], a->lens[i], b->names[j], b->lens[j]) ? a :
+				tern_name_is_under_n(b->names[j], b->lens[j], a->names[i], a->lens[i]) ? b :
+				NULL;
+			if (from == NULL)
+				continue;
+			size_t k = from == a ? i : j;
+			out->names[out->n] = knot_dname_copy(from->names[k], NULL);
+			if (out->names[out->n] == NULL)
+				return TERN_ENOMEM;
+			out->lens[out->n++] = from->lens[k];
+		}
+	}
+	return 0;
 }
 
 static int parse_ms(struct tern_diag *diag, const char *key, const char *s, uint64_t dflt,
@@ -361,7 +398,7 @@ static int configure_zones(struct cache *c, const struct tern_cache_conf *conf,
 		if (ret != 0)
 			return ret == TERN_EINVAL ? TERN_ECONFIG : ret;
 	}
-	return 0;
+	return zone_list_both(&c->never, &c->no_store[CACHE_SUCCESS], &c->no_store[CACHE_DENIAL]);
 }
 
 static int configure(struct cache *c, const struct tern_cache_conf *conf,
@@ -563,17 +600,16 @@ static void maybe_prefetch(struct tern_req *req, const struct cache *c, struct c
  * Names under both `disable success` and `disable denial` zones (kubeadm's cluster.local)
  * are never stored: skip them at once, before any hashing or scanning.
  */
-static bool never_stored(const struct cache *c, const knot_dname_t *qname)
+static bool never_stored(const struct cache *c, const struct tern_req *req)
 {
-	return !zone_list_has(&c->zones, qname) ||
-	       (zone_list_has(&c->no_store[CACHE_SUCCESS], qname) &&
-	        zone_list_has(&c->no_store[CACHE_DENIAL], qname));
+	return !zone_list_has(&c->zones, req->qname, req->qname_len) ||
+	       zone_list_has(&c->never, req->qname, req->qname_len);
 }
 
 static enum tern_verdict cache_query(struct tern_req *req, const struct tern_plugin_inst *pi)
 {
 	const struct cache *c = pi->data;
-	if (req->refresh || never_stored(c, req->qname))
+	if (req->refresh || never_stored(c, req))
 		return TERN_NEXT;   /* a background refresh must reach the upstream */
 	count_query(c, req, CTR_REQUESTS);
 	struct cache_key k;
@@ -631,7 +667,7 @@ static void cache_answer(struct tern_req *req, const struct tern_plugin_inst *pi
 	const struct cache *c = pi->data;
 	if (req->answered && req->plugin_id == pi->plugin_id)
 		return;   /* a raw answer this cache made itself */
-	if (req->truncated || never_stored(c, req->qname))
+	if (req->truncated || never_stored(c, req))
 		return;
 	struct cache_key k;
 	key_of(req, &k);
@@ -656,7 +692,7 @@ static void cache_answer(struct tern_req *req, const struct tern_plugin_inst *pi
 			return;
 		}
 	}
-	if (zone_list_has(&c->no_store[kind], req->qname))
+	if (zone_list_has(&c->no_store[kind], req->qname, req->qname_len))
 		return;
 	if (cls == CACHE_CLASS_SERVFAIL && c->lim[kind].servfail_ms == 0)
 		return;

@@ -32,6 +32,7 @@
 struct k8s_zone {
 	knot_dname_t *name;      /**< lowercase wire */
 	size_t labels;
+	size_t len;              /**< wire length of name */
 	bool reverse;            /**< under in-addr.arpa. or ip6.arpa. */
 	uint8_t *soa_rdata;      /**< ns.dns.<zone> hostmaster.<zone> 0 7200 1800 86400 ttl */
 	size_t soa_len;

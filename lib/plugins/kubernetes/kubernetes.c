@@ -146,6 +146,7 @@ static knot_dname_t *name_join(const char *prefix, const knot_dname_t *zone)
 static int zone_prepare(struct k8s_zone *z, uint32_t minimum)
 {
 	z->labels = (size_t)knot_dname_labels(z->name, NULL);
+	z->len = tern_name_len(z->name);
 	z->reverse = tern_name_is_under(z->name, (const knot_dname_t *)K8S_IN_ADDR_ARPA) ||
 	             tern_name_is_under(z->name, (const knot_dname_t *)K8S_IP6_ARPA);
 	z->ns_name = name_join("ns.dns", z->name);

@@ -182,16 +182,22 @@ void k8s_name_parse(const struct k8s_zone *zone, const knot_dname_t *name,
                     struct k8s_name *out)
 {
 	*out = (struct k8s_name){ .kind = K8S_NAME_NONE };
-	int labels = knot_dname_labels(name, NULL);
-	size_t rel = labels > (int)zone->labels ? (size_t)labels - zone->labels : 0;
+	size_t labels = 0, len = 1;
+	for (const uint8_t *p = name; *p != 0; p += *p + 1) {
+		labels++;
+		len += *p + 1u;
+	}
+	size_t rel = labels > zone->labels ? labels - zone->labels : 0;
 	if (rel == 0) {
 		out->kind = K8S_NAME_APEX;
 		return;
 	}
 	/* Reverse names follow the address grammar whatever zone holds them. */
 	if (zone->reverse ||
-	    tern_name_is_under(name, (const knot_dname_t *)K8S_IN_ADDR_ARPA) ||
-	    tern_name_is_under(name, (const knot_dname_t *)K8S_IP6_ARPA)) {
+	    tern_name_is_under_n(name, len, (const knot_dname_t *)K8S_IN_ADDR_ARPA,
+	                         sizeof(K8S_IN_ADDR_ARPA)) ||
+	    tern_name_is_under_n(name, len, (const knot_dname_t *)K8S_IP6_ARPA,
+	                         sizeof(K8S_IP6_ARPA))) {
 		if (k8s_name_parse_reverse(name, &out->ip))
 			out->kind = K8S_NAME_REVERSE;
 		return;

@@ -593,9 +593,11 @@ static enum k8s_res answer_name(struct k8s_query *q, const knot_dname_t *owner,
 const struct k8s_zone *k8s_find_zone(const struct k8s *k, const knot_dname_t *name)
 {
 	const struct k8s_zone *best = NULL;
+	size_t len = tern_name_len(name);
 	for (size_t i = 0; i < k->nzones; i++) {
 		const struct k8s_zone *z = &k->zones[i];
-		if ((best == NULL || z->labels > best->labels) && tern_name_is_under(name, z->name))
+		if ((best == NULL || z->labels > best->labels) &&
+		    tern_name_is_under_n(name, len, z->name, z->len))
 			best = z;
 	}
 	return best;

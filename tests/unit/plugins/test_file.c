@@ -131,6 +131,7 @@ static enum tern_verdict ask(const char *name, uint16_t qtype)
 	tq.req = (struct tern_req){
 		.query = tq.q,
 		.qname = lower,
+		.qname_len = (uint16_t)knot_dname_size(lower),
 		.qtype = qtype,
 		.qclass = KNOT_CLASS_IN,
 		.qsize = (uint16_t)qsize,
