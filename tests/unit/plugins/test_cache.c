@@ -460,6 +460,30 @@ Test(cache, disable_zones_are_not_stored)
 	t_cache_deinit(&c);
 }
 
+/* Nested `disable` zones: only names under both lists are never stored. */
+Test(cache, nested_disable_zones)
+{
+	struct tern_cache_disable_conf dis = {
+		.success = (char *[]) { "cluster.local.", "example.net." }, .success_count = 2,
+		.denial = (char *[]) { "svc.cluster.local.", "net." }, .denial_count = 2,
+	};
+	struct t_cache c;
+	t_cache_init(&c, &(struct tern_cache_conf) { .disable = &dis });
+	store_negative(&c, "x.pod.cluster.local.", KNOT_RCODE_NXDOMAIN, 60, 60, T0);
+	cr_assert(!is_miss(&c, "x.pod.cluster.local.", KNOT_RRTYPE_A, T0, false),
+	          "denial outside svc.cluster.local is stored");
+	store_negative(&c, "y.svc.cluster.local.", KNOT_RCODE_NXDOMAIN, 60, 60, T0);
+	cr_assert(is_miss(&c, "y.svc.cluster.local.", KNOT_RRTYPE_A, T0, false));
+	store_a(&c, "a.pod.cluster.local.", 30, T0);
+	cr_assert(is_miss(&c, "a.pod.cluster.local.", KNOT_RRTYPE_A, T0, false));
+	store_negative(&c, "nx.example.net.", KNOT_RCODE_NXDOMAIN, 60, 60, T0);
+	cr_assert(is_miss(&c, "nx.example.net.", KNOT_RRTYPE_A, T0, false));
+	store_a(&c, "www.other.net.", 30, T0);
+	cr_assert(!is_miss(&c, "www.other.net.", KNOT_RRTYPE_A, T0, false),
+	          "success outside example.net is stored");
+	t_cache_deinit(&c);
+}
+
 Test(cache, names_outside_the_zones_pass_through)
 {
 	struct t_cache c;
