@@ -1353,7 +1353,7 @@ int tern_cluster_builder_publish(struct tern_cluster_builder *b, struct tern_clu
 	struct tern_cluster *snap = tern_cluster_builder_snapshot(b);
 	if (!snap)
 		return TERN_ENOMEM;
-	struct tern_cluster *old = TERN_RCU_XCHG(&src->current, snap);
+	struct tern_cluster *old = TERN_RCU_XCHG_SCOPED(&src->current, snap);
 	programming_flush(b);
 	if (old)
 		retire(b, old);

@@ -64,7 +64,8 @@ struct tern_cluster *tern_cluster_builder_snapshot(struct tern_cluster_builder *
 void tern_cluster_free(struct tern_cluster *c);
 
 /**
- * Snapshot, publish into @p src with TERN_RCU_XCHG, retire the previous one (freed
+ * Snapshot, publish into @p src with TERN_RCU_XCHG_SCOPED (hot answers follow the
+ * snapshot's parts, snapshot.h), retire the previous one (freed
  * after a grace period by tern_cluster_builder_reclaim(): publishing never waits for
  * readers), and count it in src->stats. Slice changes of headless Services applied
  * after set_synced with a new last-change-trigger-time are observed as DNS programming

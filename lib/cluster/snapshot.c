@@ -36,6 +36,8 @@
 
 #define PTR_SHARDS 1024u
 #define SVC_SHARDS 256u         /* picked by the top 8 bits of the key hash */
+_Static_assert(SVC_SHARDS + PTR_SHARDS == TERN_CLUSTER_PART_NAMESPACES,
+               "parts: the service shards, the PTR shards, then the others (snapshot.h)");
 
 /** The block that holds one record; the public part is svc, the payload follows. */
 struct rec {
@@ -55,6 +57,7 @@ struct ns_name {
 
 struct ns_set {
 	unsigned refs;
+	uint64_t id;            /* part id (snapshot.h) */
 	size_t n;
 	struct ns_name v[];     /* sorted by (len, bytes); strings follow */
 };
@@ -67,6 +70,7 @@ struct ns_set {
 struct ptr_shard {
 	unsigned refs;
 	uint32_t n4, n6;
+	uint64_t id;                     /* part id (snapshot.h) */
 	uint32_t *keys4;                 /* n4 */
 	uint8_t (*keys6)[16];            /* n6 */
 	struct tern_cluster_ptr vals[];  /* n4 + n6; the keys follow */
@@ -81,6 +85,7 @@ struct pod_ent {
 
 struct pod_index {
 	unsigned refs;
+	uint64_t id;            /* part id (snapshot.h) */
 	size_t count;           /* pods */
 	size_t mask;
 	struct pod_ent slots[]; /* strings follow */
@@ -90,6 +95,7 @@ struct pod_index {
 struct svc_shard {
 	unsigned refs;
 	uint32_t n;                              /* records */
+	uint64_t id;                             /* part id (snapshot.h) */
 	size_t neps;                             /* their endpoints */
 	size_t mask;
 	const struct tern_cluster_svc *slots[];  /* mask + 1, at most half full */
@@ -99,6 +105,7 @@ struct tern_cluster {
 	unsigned refs;
 	bool synced;
 	uint32_t serial;
+	uint64_t id;                             /* the part ALL */
 	uint64_t published_ms;
 	struct tern_cluster_counts counts;
 	struct ns_set *ns;
@@ -106,6 +113,17 @@ struct tern_cluster {
 	struct svc_shard *svc[SVC_SHARDS];       /* NULL: empty shard */
 	struct ptr_shard *ptr[PTR_SHARDS];       /* NULL: empty shard */
 };
+
+/*
+ * Part ids (snapshot.h): one process-wide sequence, so that no two parts built by any
+ * builder share an id. Assigned by the builder threads; read only through snapshots.
+ */
+static uint64_t part_seq;
+
+static uint64_t part_id_new(void)
+{
+	return __atomic_add_fetch(&part_seq, 1, __ATOMIC_RELAXED);
+}
 
 static inline struct rec *rec_of(const struct tern_cluster_svc *s)
 {
@@ -172,6 +190,36 @@ static inline uint32_t ip4_key(const uint8_t *a)
 }
 
 /* ---- read side --------------------------------------------------------------------- */
+
+uint32_t tern_cluster_service_part(const char *ns, size_t nslen, const char *name,
+                                   size_t namelen)
+{
+	return (uint32_t)(key_hash(ns, nslen, name, namelen) >> 56);
+}
+
+uint32_t tern_cluster_ptr_part(const struct tern_ip *ip)
+{
+	if (ip->family != AF_INET && ip->family != AF_INET6)
+		return TERN_CLUSTER_PART_NONE;
+	struct tern_ip key = ip_norm(ip);
+	return SVC_SHARDS + ip_shard(&key);
+}
+
+uint64_t tern_cluster_part_id(const struct tern_cluster *c, uint32_t part)
+{
+	const uint64_t *id = NULL;
+	if (part < SVC_SHARDS)
+		id = c->svc[part] ? &c->svc[part]->id : NULL;
+	else if (part < SVC_SHARDS + PTR_SHARDS)
+		id = c->ptr[part - SVC_SHARDS] ? &c->ptr[part - SVC_SHARDS]->id : NULL;
+	else if (part == TERN_CLUSTER_PART_NAMESPACES)
+		id = c->ns ? &c->ns->id : NULL;
+	else if (part == TERN_CLUSTER_PART_PODS)
+		id = c->pods ? &c->pods->id : NULL;
+	else if (part == TERN_CLUSTER_PART_ALL)
+		id = &c->id;
+	return id ? *id : 0;
+}
 
 const struct tern_cluster_svc *tern_cluster_find_service(const struct tern_cluster *c,
 	const char *ns, size_t nslen, const char *name, size_t namelen)
@@ -398,6 +446,7 @@ static struct ns_set *ns_set_new(const char **names, size_t n)
 	if (!s)
 		return NULL;
 	s->refs = 1;
+	s->id = part_id_new();
 	s->n = n;
 	char *pool = (char *)&s->v[n];
 	for (size_t i = 0; i < n; i++) {
@@ -429,6 +478,7 @@ static struct pod_index *pod_index_new(const struct tern_cluster_pod_key *keys, 
 	if (!p)
 		return NULL;
 	p->refs = 1;
+	p->id = part_id_new();
 	p->count = pod_count;
 	p->mask = cap - 1;
 	char *pool = (char *)&p->slots[cap];
@@ -541,6 +591,7 @@ static struct svc_shard *svc_shard_alloc(size_t n)
 	if (!sh)
 		return NULL;
 	sh->refs = 1;
+	sh->id = part_id_new();
 	sh->mask = cap - 1;
 	return sh;
 }
@@ -699,6 +750,7 @@ static struct ptr_shard *ptr_shard_alloc(uint32_t n4, uint32_t n6)
 	if (!s)
 		return NULL;
 	s->refs = 1;
+	s->id = part_id_new();
 	s->n4 = n4;
 	s->n6 = n6;
 	s->keys4 = (uint32_t *)&s->vals[n];
@@ -874,6 +926,7 @@ struct tern_cluster *tern_cluster_assemble(const struct tern_cluster_delta *d)
 	if (!c)
 		return NULL;
 	c->refs = 1;
+	c->id = part_id_new();
 	c->synced = d->synced;
 	c->serial = d->serial;
 

@@ -82,6 +82,28 @@ uint32_t tern_cluster_serial(const struct tern_cluster *c);
 /** Monotonic ms when this snapshot was published (its age for metrics). */
 uint64_t tern_cluster_published_ms(const struct tern_cluster *c);
 
+/*
+ * Parts, for the workers' hot answers (lib/engine/hot.h): a snapshot is made of parts
+ * (each of the service table's shards, each of the PTR index's shards, the namespace
+ * set, the pod index) that the next snapshot shares when no change touched them. Each
+ * part has an id that is new whenever the part is rebuilt, so an answer built from
+ * what one lookup read is still the answer in any later snapshot where that lookup's
+ * part has the same id (the SOA serial aside). TERN_CLUSTER_PART_ALL is the snapshot
+ * itself (any change), TERN_CLUSTER_PART_NONE no data at all (id 0 forever).
+ */
+#define TERN_CLUSTER_PART_NAMESPACES 1280u   /**< tern_cluster_has_namespace */
+#define TERN_CLUSTER_PART_PODS       1281u   /**< tern_cluster_has_pod */
+#define TERN_CLUSTER_PART_ALL        1282u
+#define TERN_CLUSTER_PART_NONE       1283u
+
+/** The part tern_cluster_find_service(@p ns, @p name) reads. */
+uint32_t tern_cluster_service_part(const char *ns, size_t nslen, const char *name,
+                                   size_t namelen);
+/** The part tern_cluster_find_ptr(@p ip) reads (NONE for an address of no family). */
+uint32_t tern_cluster_ptr_part(const struct tern_ip *ip);
+/** The id of @p part in @p c (0: the part is empty, or NONE). */
+uint64_t tern_cluster_part_id(const struct tern_cluster *c, uint32_t part);
+
 /** Object counts of this snapshot (metrics). */
 struct tern_cluster_counts {
 	size_t services, endpoints, namespaces, pods;

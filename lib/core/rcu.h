@@ -9,6 +9,10 @@
  * loop turns (the engine's hot answers, lib/engine/hot.h) records the epoch it read
  * *before* reading the roots, and is used only while the epoch is unchanged: a worker
  * that reads the new epoch also sees every pointer published before it.
+ * TERN_RCU_XCHG_SCOPED publishes without advancing it, for data whose readers tell
+ * the hot answers which part of it they read (struct tern_hot_scope in
+ * lib/engine/req.h: the clusters' snapshots, republished up to every 2 ms under
+ * churn, where one change must not retire every answer).
  *
  * Under ThreadSanitizer the publish/read macros become plain C11 atomics and the
  * quiescent/synchronize pair is annotated, because TSan sees neither liburcu's inline
@@ -52,6 +56,7 @@ extern char tern_rcu_tsan_token;
 	__typeof__(*(pp)) old_ = __atomic_exchange_n((pp), (v), __ATOMIC_ACQ_REL); \
 	tern_rcu_epoch_advance(); \
 	old_; })
+#define TERN_RCU_XCHG_SCOPED(pp, v) __atomic_exchange_n((pp), (v), __ATOMIC_ACQ_REL)
 #define TERN_RCU_SET(pp, v)      __atomic_store_n((pp), (v), __ATOMIC_RELEASE)
 static inline void tern_rcu_quiescent(void)
 {
@@ -82,6 +87,7 @@ static inline void tern_rcu_offline(void)
 	__typeof__(*(pp)) old_ = rcu_xchg_pointer((pp), (v)); \
 	tern_rcu_epoch_advance(); \
 	old_; })
+#define TERN_RCU_XCHG_SCOPED(pp, v) rcu_xchg_pointer((pp), (v))
 #define TERN_RCU_SET(pp, v)      rcu_set_pointer((pp), (v))
 static inline void tern_rcu_quiescent(void) { urcu_qsbr_quiescent_state(); }
 static inline void tern_rcu_synchronize(void) { urcu_qsbr_synchronize_rcu(); }

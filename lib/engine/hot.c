@@ -23,13 +23,28 @@ struct hot_slot {
 	uint64_t pos;              /* 0: empty */
 };
 
+/* struct hot_entry's opts. */
+#define HOT_LIMITED 0x01           /* data[] has until_ms and ttl_base_ms */
+#define HOT_BY_VIEW 0x02           /* allowed with limits: valid for its view, not one epoch */
+#define HOT_SCOPED  0x04           /* data[] has a struct hot_scoped: valid while its part is */
+
+/* The part of scoped data (req.h: struct tern_hot_scope) an answer was read from. */
+struct hot_scoped {
+	const struct tern_hot_scope *scope;
+	uint64_t id;
+	uint32_t part;
+	uint16_t serial_off;       /* the SOA serial in the answer message; 0: none */
+	uint16_t pad;
+};
+
 /*
- * A kept answer in the ring. data[] holds, in order: when `limited`, until_ms and
- * ttl_base_ms (u64 each); ncounters counter pointers; the name; the body (the answer
- * after the question, without OPT); nttl x (u16 offset, u32 ttl).
+ * A kept answer in the ring. data[] holds, in order: when HOT_LIMITED, until_ms and
+ * ttl_base_ms (u64 each); when HOT_SCOPED, a struct hot_scoped; ncounters counter
+ * pointers; the name; the body (the answer after the question, without OPT);
+ * nttl x (u16 offset, u32 ttl).
  */
 struct hot_entry {
-	uint64_t epoch;            /* publish epoch, or view generation when by_view */
+	uint64_t epoch;            /* publish epoch, or view generation when HOT_BY_VIEW */
 	struct tern_stats_loc stats;
 	uint16_t qtype;
 	uint16_t name_len;
@@ -41,9 +56,9 @@ struct hot_entry {
 	uint8_t flags;
 	uint8_t hdr2, hdr3;        /* header bytes 2 and 3 of the answer */
 	uint8_t ncounters;
-	bool limited;              /* has until_ms and ttl_base_ms */
+	uint8_t opts;              /* HOT_LIMITED | HOT_BY_VIEW | HOT_SCOPED */
 	uint8_t name_off;          /* where the name starts in data[] */
-	bool by_view;              /* allowed with limits: valid for its view, not one epoch */
+	uint8_t pad;
 	uint8_t data[];
 };
 _Static_assert(sizeof(struct hot_entry) == 40, "the entry header stays compact");
@@ -58,6 +73,16 @@ static inline uint64_t entry_u64(const struct hot_entry *e, size_t i)
 	uint64_t v;
 	memcpy(&v, e->data + i * 8, sizeof(v));
 	return v;
+}
+
+static inline size_t scoped_off(const struct hot_entry *e)
+{
+	return e->opts & HOT_LIMITED ? 16 : 0;
+}
+
+static inline size_t counters_off(const struct hot_entry *e)
+{
+	return scoped_off(e) + (e->opts & HOT_SCOPED ? sizeof(struct hot_scoped) : 0);
 }
 
 struct tern_hot {
@@ -283,14 +308,29 @@ static struct hot_entry *lookup(struct tern_hot *hot, const struct tern_hot_key 
 	return NULL;
 }
 
+/* Whether @p e may be replayed now; *serial: the scope's serial when it has one. */
+static inline bool entry_valid(const struct hot_entry *e, const struct tern_hot_key *key,
+                               uint64_t now_ms, uint32_t *serial)
+{
+	if (e->epoch != (e->opts & HOT_BY_VIEW ? key->view_gen : key->epoch) ||
+	    (e->opts & HOT_LIMITED && now_ms >= entry_u64(e, 0)))
+		return false;
+	if (!(e->opts & HOT_SCOPED))
+		return true;
+	/* The epoch is checked first: a new view would have freed the scope's owner. */
+	struct hot_scoped s;
+	memcpy(&s, e->data + scoped_off(e), sizeof(s));
+	return s.scope->current(s.scope, s.part, s.id, serial);
+}
+
 /* A kept entry that may still be replayed now, or NULL (stale ones are retired). */
 static struct hot_entry *lookup_valid(struct tern_hot *hot, const struct tern_hot_key *key,
-                                      uint8_t flags, uint64_t hash, uint64_t now_ms)
+                                      uint8_t flags, uint64_t hash, uint64_t now_ms,
+                                      uint32_t *serial)
 {
 	struct hot_slot *slot;
 	struct hot_entry *e = lookup(hot, key, flags, hash, &slot);
-	if (e && (e->epoch != (e->by_view ? key->view_gen : key->epoch) ||
-	          (e->limited && now_ms >= entry_u64(e, 0)))) {
+	if (e && !entry_valid(e, key, now_ms, serial)) {
 		slot->pos = 0;   /* retired: data published since, or expired */
 		return NULL;
 	}
@@ -311,9 +351,12 @@ static void put_opt(uint8_t *o, bool dnssec_ok)
 	knot_wire_write_u16(o + 9, 0);
 }
 
-/* Write @p e for the query @p in: header, the client's question, body, TTLs, OPT. */
+/*
+ * Write @p e for the query @p in: header, the client's question, body, TTLs, the
+ * scope's SOA serial @p serial, OPT.
+ */
 static size_t replay(const struct hot_entry *e, const struct tern_hot_key *key,
-                     const uint8_t *in, uint64_t now_ms, uint8_t *out)
+                     const uint8_t *in, uint64_t now_ms, uint32_t serial, uint8_t *out)
 {
 	size_t opt = key->edns ? HOT_OPT_LEN : 0;
 	memcpy(out, in, 2);                                        /* ID */
@@ -335,11 +378,17 @@ static size_t replay(const struct hot_entry *e, const struct tern_hot_key *key,
 			knot_wire_write_u32(out + knot_wire_read_u16(t), ttl > age ? ttl - age : 0);
 		}
 	}
+	if (e->opts & HOT_SCOPED) {
+		struct hot_scoped s;
+		memcpy(&s, e->data + scoped_off(e), sizeof(s));
+		if (s.serial_off)
+			knot_wire_write_u32(out + s.serial_off, serial);
+	}
 	if (opt)
 		put_opt(body + e->body_len, key->flags & TERN_HOT_KEY_DO);
 	for (uint8_t i = 0; i < e->ncounters; i++) {
 		_Atomic uint64_t *c;
-		memcpy(&c, e->data + (e->limited ? 16 : 0) + i * sizeof(c), sizeof(c));
+		memcpy(&c, e->data + counters_off(e) + i * sizeof(c), sizeof(c));
 		__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 	}
 	return KNOT_WIRE_HEADER_SIZE + key->qsec_len + e->body_len + opt;
@@ -359,17 +408,18 @@ struct tern_hot_hit tern_hot_serve(struct tern_hot *hot, uint64_t epoch, uint64_
 		return hit;
 	size_t opt = key->edns ? HOT_OPT_LEN : 0;
 	size_t head = KNOT_WIRE_HEADER_SIZE + key->qsec_len + opt;
-	struct hot_entry *e = lookup_valid(hot, key, key->flags, key->hash, now_ms);
+	uint32_t serial = 0;
+	struct hot_entry *e = lookup_valid(hot, key, key->flags, key->hash, now_ms, &serial);
 	if (!e || head + e->body_len > key->limit) {
 		/* Not kept, or too big for this client: its truncated form, if kept. */
 		uint8_t tc = key->flags | HOT_KEY_TC;
-		e = lookup_valid(hot, key, tc, key_hash(key, tc), now_ms);
+		e = lookup_valid(hot, key, tc, key_hash(key, tc), now_ms, &serial);
 		if (!e || key->limit > e->tc_limit)
 			return hit;
 	}
 	if (head + e->body_len > out_cap)
 		return hit;
-	hit.len = replay(e, key, in, now_ms, out);
+	hit.len = replay(e, key, in, now_ms, serial, out);
 	hit.stats = &e->stats;
 	hit.truncated = e->tc_limit != 0;
 	return hit;
@@ -388,6 +438,50 @@ static uint8_t *ring_reserve(struct tern_hot *hot, size_t size, uint64_t *pos)
 	*pos = hot->head;
 	hot->head += (size + 7) & ~(size_t)7;
 	return hot->ring + off;
+}
+
+/* The end of the (possibly compressed) name at @p pos, or 0 when it runs past @p end. */
+static size_t skip_name(const uint8_t *m, size_t pos, size_t end)
+{
+	while (pos < end) {
+		uint8_t b = m[pos];
+		if (b == 0)
+			return pos + 1;
+		if ((b & 0xc0) == 0xc0)
+			return pos + 2 <= end ? pos + 2 : 0;
+		if (b & 0xc0)
+			return 0;
+		pos += b + 1u;
+	}
+	return 0;
+}
+
+/*
+ * Where the serial of the one SOA record among the @p count records of message @p m
+ * (from @p pos to @p end) is: *off, 0 when there is no SOA. false: the records do not
+ * parse, or there are several SOAs (which serial to follow is then unclear).
+ */
+static bool soa_serial_at(const uint8_t *m, size_t pos, size_t end, unsigned count,
+                          uint16_t *off)
+{
+	*off = 0;
+	for (unsigned i = 0; i < count; i++) {
+		pos = skip_name(m, pos, end);
+		if (pos == 0 || pos + 10 > end)
+			return false;
+		size_t rd = pos + 10, rdlen = knot_wire_read_u16(m + pos + 8);
+		if (rd + rdlen > end)
+			return false;
+		if (knot_wire_read_u16(m + pos) == KNOT_RRTYPE_SOA) {
+			size_t p = skip_name(m, rd, rd + rdlen);   /* MNAME, then RNAME */
+			p = p ? skip_name(m, p, rd + rdlen) : 0;
+			if (*off || p == 0 || p + 20 > rd + rdlen)
+				return false;
+			*off = (uint16_t)p;
+		}
+		pos = rd + rdlen;
+	}
+	return true;
 }
 
 bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
@@ -409,8 +503,16 @@ bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
 			return false;   /* a TTL outside the body: not an answer we can patch */
 	}
 	bool limited = hint->until_ms || nttl;
+	bool scoped = hint->scope && !hint->allow;   /* an allowed answer outlives its data */
+	uint16_t serial_off = 0;
+	if (scoped && hint->scope_serial &&
+	    !soa_serial_at(ans, head, len - opt,
+	                   knot_wire_get_ancount(ans) + knot_wire_get_nscount(ans) +
+	                   (unsigned)arcount - (opt ? 1u : 0u), &serial_off))
+		return false;
 	size_t ncounters = hint->ncounters;
-	size_t size = sizeof(struct hot_entry) + (limited ? 16 : 0) + ncounters * sizeof(void *) +
+	size_t pre = (limited ? 16 : 0) + (scoped ? sizeof(struct hot_scoped) : 0);
+	size_t size = sizeof(struct hot_entry) + pre + ncounters * sizeof(void *) +
 	              key->name_len + body_len + nttl * 6;
 	if (body_len > HOT_MAX_BODY || size > hot->ring_size / 4)
 		return false;
@@ -436,7 +538,6 @@ bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
 	struct hot_entry *e = (struct hot_entry *)ring_reserve(hot, size, &pos);
 	*e = (struct hot_entry) {
 		.epoch = hint->allow ? key->view_gen : key->epoch,
-		.by_view = hint->allow,
 		.stats = *stats,
 		.qtype = key->qtype,
 		.name_len = key->name_len,
@@ -451,14 +552,21 @@ bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
 		.hdr2 = ans[2],
 		.hdr3 = ans[3],
 		.ncounters = (uint8_t)ncounters,
-		.limited = limited,
-		.name_off = (uint8_t)((limited ? 16 : 0) + ncounters * sizeof(void *)),
+		.opts = (uint8_t)((limited ? HOT_LIMITED : 0) | (hint->allow ? HOT_BY_VIEW : 0) |
+		                  (scoped ? HOT_SCOPED : 0)),
+		.name_off = (uint8_t)(pre + ncounters * sizeof(void *)),
 	};
 	uint8_t *p = e->data;
 	if (limited) {
 		uint64_t lim[2] = { hint->until_ms ? hint->until_ms : UINT64_MAX, hint->ttl_base_ms };
 		memcpy(p, lim, sizeof(lim));
 		p += sizeof(lim);
+	}
+	if (scoped) {
+		struct hot_scoped s = { .scope = hint->scope, .id = hint->scope_id,
+		                        .part = hint->scope_part, .serial_off = serial_off };
+		memcpy(p, &s, sizeof(s));
+		p += sizeof(s);
 	}
 	memcpy(p, hint->counters, ncounters * sizeof(void *));
 	p += ncounters * sizeof(void *);

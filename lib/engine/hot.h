@@ -9,11 +9,17 @@
  * Never stale: an answer is kept only when every plugin of the chain allows it
  * (enum tern_plugin_hot in plugin.h, req->hot in req.h). An answer a plugin vouches for
  * (TERN_HOT_PURE: kubernetes, file, hosts, local) is replayed only while the publish
- * epoch it was built under (lib/core/rcu.h) is the current one, so a Kubernetes change,
- * a zone or hosts reload or a config reload retires it the moment it is published. An
- * answer allowed with limits (a cache hit, which the cache itself would serve whatever
- * is published meanwhile) is replayed until its limit and while the view (config) it was
- * built under is the current one, counting its TTLs down exactly as the cache does.
+ * epoch it was built under (lib/core/rcu.h) is the current one, so a zone or hosts
+ * reload or a config reload retires it the moment it is published. Cluster snapshots
+ * are republished up to every 2 ms under churn, without advancing the epoch: an answer
+ * read from one is kept with the snapshot part it read (req->hot.scope: the service
+ * table shard of the name, the PTR shard of the address, the namespace set, the pod
+ * index; lib/cluster/snapshot.h) and replayed only while that part is the one
+ * published now, with the SOA serial of now, so a change retires exactly the answers
+ * it may alter. An answer allowed with limits (a cache hit, which the cache itself
+ * would serve whatever is published meanwhile) is replayed until its limit and while
+ * the view (config) it was built under is the current one, counting its TTLs down
+ * exactly as the cache does.
  *
  * Only plain queries take the fast path: opcode QUERY, one question of class IN, no
  * other records than one OPT of version 0 (options are checked and ignored, as the

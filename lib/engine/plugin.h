@@ -70,8 +70,10 @@ enum tern_plugin_hot {
 	/**
 	 * The plugin's TERN_DONE answers depend only on the question (name, type, DO, CD,
 	 * listen address) and on data it publishes with TERN_RCU_XCHG, and carry fixed
-	 * TTLs, so they stay right until the next publish. Other plugins may allow the
-	 * replay of one answer with limits through req->hot (the cache does).
+	 * TTLs, so they stay right until the next publish; or, for data published with
+	 * TERN_RCU_XCHG_SCOPED, until the part of it that req->hot.scope names changes.
+	 * Other plugins may allow the replay of one answer with limits through req->hot
+	 * (the cache does).
 	 */
 	TERN_HOT_PURE = 1u << 1,
 };

@@ -26,6 +26,22 @@ enum tern_proto {
 #define TERN_HOT_MAX_COUNTERS 4
 
 /**
+ * Data published without advancing the publish epoch (TERN_RCU_XCHG_SCOPED in
+ * lib/core/rcu.h: the clusters' snapshots), whose reader tells the engine which part
+ * of it an answer was built from (req->hot.scope). A kept answer is replayed only
+ * while current() says that part is unchanged.
+ */
+struct tern_hot_scope {
+	/**
+	 * Is @p part still @p id in the data published now? If so, *serial is the SOA
+	 * serial that answers carry now (written over the kept one when the answer asked
+	 * for it). Worker thread, online as an RCU reader; no allocation, no lock.
+	 */
+	bool (*current)(const struct tern_hot_scope *scope, uint32_t part, uint64_t id,
+	                uint32_t *serial);
+};
+
+/**
  * What plugins tell the engine about replaying this answer from the worker's hot
  * answers (lib/engine/hot.h; enum tern_plugin_hot in plugin.h).
  */
@@ -43,6 +59,15 @@ struct tern_hot_hint {
 	const uint32_t *ttls;
 	const uint16_t *ttl_offs;   /**< offsets of the TTL fields in the answer message */
 	uint16_t nttl;
+	/*
+	 * What a plugin read from data published with TERN_RCU_XCHG_SCOPED: one part of
+	 * it, with its id then (struct tern_hot_scope). NULL: nothing (a second plugin
+	 * that reads such data must set deny instead).
+	 */
+	const struct tern_hot_scope *scope;
+	uint32_t scope_part;
+	uint64_t scope_id;
+	bool scope_serial;          /**< the answer's one SOA carries the scope's serial */
 	/* Counters the skipped hooks would have bumped (+1 each per replay). */
 	uint8_t ncounters;
 	_Atomic uint64_t *counters[TERN_HOT_MAX_COUNTERS];

@@ -41,6 +41,7 @@ struct k8s_zone {
 
 /** One configured instance. Read-only once the view is published. */
 struct k8s {
+	struct tern_hot_scope scope;   /**< hot answers: what a snapshot part still says */
 	struct tern_cluster_source *src;
 	struct k8s_zone *zones;
 	size_t nzones;
@@ -123,12 +124,23 @@ struct k8s_query {
 	const struct k8s_zone *zone;   /**< zone of the last name answered (SOA owner) */
 	size_t room;                   /**< answer bytes left before truncation */
 	size_t written;                /**< records put in ANSWER */
+	uint32_t part;                 /**< the snapshot part read (TERN_CLUSTER_PART_*) */
+	bool serial;                   /**< a SOA with the snapshot's serial was written */
 	knot_rrset_t *extra;           /**< additional-section RRsets (SRV glue), arena */
 	size_t nextra, cap_extra;
 };
 
 /** The most specific of the plugin's zones that holds @p name, or NULL. */
 const struct k8s_zone *k8s_find_zone(const struct k8s *k, const knot_dname_t *name);
+
+/** Note that the answer depends on snapshot part @p part (snapshot.h). */
+static inline void k8s_reads(struct k8s_query *q, uint32_t part)
+{
+	if (q->part == TERN_CLUSTER_PART_NONE)
+		q->part = part;
+	else if (q->part != part)
+		q->part = TERN_CLUSTER_PART_ALL;   /* two parts: any change retires it */
+}
 
 /** Set q->room from the request's size limit. */
 void k8s_room_init(struct k8s_query *q);

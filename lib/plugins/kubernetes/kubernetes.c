@@ -370,6 +370,22 @@ static int get_source(struct k8s *k, const struct tern_kubernetes_conf *conf,
 	return ret;
 }
 
+/*
+ * struct tern_hot_scope's current(): the snapshot part an answer was built from is
+ * unchanged in the snapshot published now (lib/cluster/snapshot.h), so a replay is
+ * what the chain would answer, with the serial of now.
+ */
+static bool k8s_scope_current(const struct tern_hot_scope *scope, uint32_t part, uint64_t id,
+                              uint32_t *serial)
+{
+	const struct k8s *k = (const struct k8s *)scope;   /* its first member */
+	const struct tern_cluster *c = tern_cluster_source_snapshot(k->src);
+	if (c == NULL || !tern_cluster_synced(c) || tern_cluster_part_id(c, part) != id)
+		return false;
+	*serial = tern_cluster_serial(c);
+	return true;
+}
+
 static int k8s_init(struct tern_plugin_inst *pi, const void *conf_ptr,
                     const struct tern_plugin_env *env, struct tern_diag *diag)
 {
@@ -377,6 +393,7 @@ static int k8s_init(struct tern_plugin_inst *pi, const void *conf_ptr,
 	struct k8s *k = calloc(1, sizeof(*k));
 	if (k == NULL)
 		return TERN_ENOMEM;
+	k->scope.current = k8s_scope_current;
 	int ret = configure(k, conf, env, diag);
 	if (ret == 0)
 		ret = get_source(k, conf, env->config_dir);
@@ -413,6 +430,25 @@ static bool falls_through(const struct k8s *k, const knot_dname_t *name)
 	return false;
 }
 
+/*
+ * Tell the hot answers which part of the snapshot this answer was read from (the
+ * snapshot is published without advancing the epoch: TERN_RCU_XCHG_SCOPED). Before
+ * the first sync nothing is kept; @p answered: this plugin wrote the answer (its SOA
+ * serial then follows the snapshot's on replay).
+ */
+static void hot_scope(const struct k8s_query *q, bool answered)
+{
+	struct tern_hot_hint *h = &q->req->hot;
+	if (h->scope != NULL || !tern_cluster_synced(q->c)) {
+		h->deny = true;   /* a second scoped reader, or data still being listed */
+		return;
+	}
+	h->scope = &q->k->scope;
+	h->scope_part = q->part;
+	h->scope_id = tern_cluster_part_id(q->c, q->part);
+	h->scope_serial = answered && q->serial;
+}
+
 static enum tern_verdict k8s_query(struct tern_req *req, const struct tern_plugin_inst *pi)
 {
 	const struct k8s *k = pi->data;
@@ -436,18 +472,24 @@ static enum tern_verdict k8s_query(struct tern_req *req, const struct tern_plugi
 		.k = k,
 		.c = c,
 		.plugin_id = pi->plugin_id,
+		.part = TERN_CLUSTER_PART_NONE,
 	};
 	k8s_room_init(&q);
 	enum k8s_res res = k8s_resolve(&q, zone);
 	if (res == K8S_RES_FAIL)
 		return TERN_FAIL;
 	if (res == K8S_RES_NXDOMAIN && q.written == 0) {
-		if (falls_through(k, req->qname))
+		if (falls_through(k, req->qname)) {
+			hot_scope(&q, false);
 			return TERN_NEXT;
+		}
 		if (!tern_cluster_synced(c))
 			return TERN_FAIL; /* a name error before the first sync: SERVFAIL */
 	}
-	return k8s_finish(&q, res) == 0 ? TERN_DONE : TERN_FAIL;
+	if (k8s_finish(&q, res) != 0)
+		return TERN_FAIL;
+	hot_scope(&q, true);
+	return TERN_DONE;
 }
 
 TERN_PLUGIN_DEFINE(kubernetes,

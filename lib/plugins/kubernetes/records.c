@@ -440,6 +440,7 @@ static enum k8s_res answer_service(struct k8s_query *q, const knot_dname_t *owne
 {
 	const struct tern_cluster_svc *s = tern_cluster_find_service(q->c, n->ns.s, n->ns.len,
 	                                                             n->svc.s, n->svc.len);
+	k8s_reads(q, tern_cluster_service_part(n->ns.s, n->ns.len, n->svc.s, n->svc.len));
 	if (s == NULL)
 		return K8S_RES_NXDOMAIN;
 	uint16_t qtype = q->req->qtype;
@@ -494,11 +495,14 @@ static enum k8s_res answer_pod(struct k8s_query *q, const knot_dname_t *owner,
 	const struct k8s *k = q->k;
 	if (k->pods == TERN_KUBERNETES_PODS_DISABLED || !n->ip_ok)
 		return K8S_RES_NXDOMAIN;
+	k8s_reads(q, TERN_CLUSTER_PART_NAMESPACES);
 	if (!tern_cluster_has_namespace(q->c, n->ns.s, n->ns.len))
 		return K8S_RES_NXDOMAIN;
-	if (k->pods == TERN_KUBERNETES_PODS_VERIFIED &&
-	    !tern_cluster_has_pod(q->c, n->ns.s, n->ns.len, &n->ip))
-		return K8S_RES_NXDOMAIN;
+	if (k->pods == TERN_KUBERNETES_PODS_VERIFIED) {
+		k8s_reads(q, TERN_CLUSTER_PART_PODS);
+		if (!tern_cluster_has_pod(q->c, n->ns.s, n->ns.len, &n->ip))
+			return K8S_RES_NXDOMAIN;
+	}
 	uint16_t qtype = q->req->qtype;
 	if (qtype == KNOT_RRTYPE_A || qtype == KNOT_RRTYPE_AAAA)
 		return put_addrs(q, owner, &n->ip, 1, sizeof(n->ip));
@@ -511,6 +515,7 @@ static enum k8s_res answer_ptr(struct k8s_query *q, const knot_dname_t *owner,
 {
 	const struct tern_cluster_ptr *hits = NULL;
 	size_t nhits = tern_cluster_find_ptr(q->c, &n->ip, &hits);
+	k8s_reads(q, tern_cluster_ptr_part(&n->ip));
 	if (nhits == 0)
 		return K8S_RES_NXDOMAIN;
 	if (q->req->qtype != KNOT_RRTYPE_PTR)
@@ -542,6 +547,7 @@ static enum k8s_res answer_apex(struct k8s_query *q, const knot_dname_t *owner)
 			return K8S_RES_FAIL;
 		memcpy(rdata, z->soa_rdata, z->soa_len);
 		knot_wire_write_u32(rdata + z->soa_len - 20, tern_cluster_serial(q->c));
+		q->serial = true;
 		uint32_t ttl = q->k->ttl < K8S_SOA_TTL_MAX ? q->k->ttl : K8S_SOA_TTL_MAX;
 		return put_one(q, owner, KNOT_RRTYPE_SOA, ttl, rdata, z->soa_len);
 	}
@@ -571,6 +577,7 @@ static enum k8s_res answer_name(struct k8s_query *q, const knot_dname_t *owner,
 	case K8S_NAME_NAMESPACE:
 		if (n->pod && q->k->pods == TERN_KUBERNETES_PODS_DISABLED)
 			return K8S_RES_NXDOMAIN;
+		k8s_reads(q, TERN_CLUSTER_PART_NAMESPACES);
 		if (!tern_cluster_has_namespace(q->c, n->ns.s, n->ns.len))
 			return K8S_RES_NXDOMAIN;
 		return exists(q);
@@ -641,6 +648,7 @@ static int put_negative_soa(struct k8s_query *q)
 		return KNOT_ENOMEM;
 	memcpy(rdata, z->soa_rdata, z->soa_len);
 	knot_wire_write_u32(rdata + z->soa_len - 20, tern_cluster_serial(q->c));
+	q->serial = true;
 	knot_rrset_t soa;
 	knot_rrset_init(&soa, z->name, KNOT_RRTYPE_SOA, KNOT_CLASS_IN, q->k->ttl);
 	knot_rdata_t *rd = arena_alloc(q, knot_rdata_size((uint16_t)z->soa_len));

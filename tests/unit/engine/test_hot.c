@@ -33,10 +33,53 @@ static uint32_t ttls[1] = { 60 };
 static uint16_t ttl_offs[1];
 static _Atomic uint64_t counter;
 
+/*
+ * "s<n>.example.org" reads scoped data (req.h: struct tern_hot_scope): NXDOMAIN with a
+ * SOA whose serial is the data's, kept while the data's part keeps its id.
+ */
+static uint64_t scoped_id = 1;
+static uint32_t scoped_serial = 100;
+
+static bool scoped_current(const struct tern_hot_scope *scope, uint32_t part, uint64_t id,
+                           uint32_t *serial)
+{
+	(void)scope;
+	cr_assert_eq(part, 3);
+	*serial = scoped_serial;
+	return id == scoped_id;
+}
+
+static const struct tern_hot_scope scoped = { .current = scoped_current };
+
+static enum tern_verdict scoped_answer(struct tern_req *req, const struct tern_plugin_inst *pi)
+{
+	static const uint8_t rdata[] = "\x02" "ns" "\x07" "example" "\x03" "org" "\x00"
+	                               "\x01" "h" "\x07" "example" "\x03" "org" "\x00"
+	                               "SSSS" "\x00\x00\x1c\x20" "\x00\x00\x07\x08"
+	                               "\x00\x01\x51\x80" "\x00\x00\x00\x3c";
+	uint8_t rd[sizeof(rdata) - 1];
+	memcpy(rd, rdata, sizeof(rd));
+	knot_wire_write_u32(rd + 16 + 15, scoped_serial);   /* after MNAME and RNAME */
+	knot_rrset_t soa;
+	knot_rrset_init(&soa, (knot_dname_t *)"\x07" "example" "\x03" "org", KNOT_RRTYPE_SOA,
+	                KNOT_CLASS_IN, 60);
+	cr_assert_eq(knot_rrset_add_rdata(&soa, rd, sizeof(rdata) - 1, req->mm), KNOT_EOK);
+	tern_answer_rcode(req, KNOT_RCODE_NXDOMAIN);
+	tern_answer_authoritative(req, pi->plugin_id);
+	cr_assert_eq(tern_answer_put(req, KNOT_AUTHORITY, &soa), KNOT_EOK);
+	req->hot.scope = &scoped;
+	req->hot.scope_part = 3;
+	req->hot.scope_id = scoped_id;
+	req->hot.scope_serial = true;
+	return TERN_DONE;
+}
+
 static enum tern_verdict testplug_query(struct tern_req *req, const struct tern_plugin_inst *pi)
 {
 	calls++;
 	const uint8_t *l = req->qname;
+	if (l[0] == 2 && l[1] == 's')
+		return scoped_answer(req, pi);
 	bool timed = l[0] == 2 && l[1] == 't';
 	unsigned n = timed ? 1 : (l[0] == 1 ? (unsigned)(l[1] - '0') * 20 : 0);
 	if (l[0] == 1 && l[1] == 'v') {
@@ -236,6 +279,31 @@ Test(hot, a_publish_retires_every_answer, .init = setup, .fini = teardown)
 	cr_assert_eq(calls, 2, "an answer from before the publish was replayed");
 	ask(q, ql, a);
 	cr_assert_eq(calls, 2);
+}
+
+/* Scoped data: kept across its publishes while its part is unchanged, serial patched. */
+Test(hot, scoped_answers_follow_their_part, .init = setup, .fini = teardown)
+{
+	uint8_t q[512], a[65535];
+	size_t ql = QUERY(q, "s1.example.org.", KNOT_RRTYPE_A, .id = 1, .edns = 1232);
+	ask(q, ql, a);
+	ask(q, ql, a);
+	cr_assert_eq(calls, 1);
+	cr_assert_eq(knot_wire_get_rcode(a), KNOT_RCODE_NXDOMAIN);
+	/* Published again, this part unchanged: replayed with the serial of now. */
+	scoped_serial = 101;
+	ask(q, ql, a);   /* ask() checks the bytes against the chain's, serial included */
+	cr_assert_eq(calls, 1, "an unchanged part's answer was retired");
+	/* The part changed: retired. */
+	scoped_id = 2;
+	ask(q, ql, a);
+	cr_assert_eq(calls, 2);
+	ask(q, ql, a);
+	cr_assert_eq(calls, 2);
+	/* The publish epoch (a config, zone or hosts reload) still retires it. */
+	tern_rcu_epoch_advance();
+	ask(q, ql, a);
+	cr_assert_eq(calls, 3);
 }
 
 Test(hot, a_plugin_that_must_see_every_query_stops_replay, .init = setup, .fini = teardown)

@@ -26,8 +26,11 @@
 #include "lib/core/rcu.h"
 #include "lib/engine/conf.h"
 #include "lib/engine/diag.h"
+#include "lib/engine/hot.h"
 #include "lib/engine/plugin.h"
+#include "lib/engine/process.h"
 #include "lib/engine/req.h"
+#include "lib/engine/view.h"
 #include "lib/plugins/kubernetes/kubernetes.h"
 #include "tests/support/query.h"
 
@@ -1115,4 +1118,222 @@ Test(kubernetes, an_address_under_two_endpoint_names_is_answered_once)
 	                                              "10.2.0.4" } };
 	run_case(&h, &bare_case, 5);
 	t_k8s_deinit(&h);
+}
+
+/* ---- hot answers under churn -------------------------------------------------------- */
+
+/*
+ * The engine with the kubernetes plugin as its whole chain, with and without a table
+ * of hot answers: snapshots are published without advancing the publish epoch, and
+ * each kept answer says which snapshot part it was read from (lib/cluster/snapshot.h).
+ * After every random change, every answer replayed must be byte for byte what the
+ * chain answers now (SOA serial included), and answers whose part no change touched
+ * must still be replayed.
+ */
+struct t_engine {
+	uint8_t arena_buf[256 * 1024];
+	struct tern_arena arena;
+	knot_mm_t mm;
+	knot_dname_t *root;
+	struct tern_server server;
+	struct tern_route route;
+	struct tern_listen_routes listens;
+	struct tern_view view;
+	struct sockaddr_storage client;
+	struct tern_hot *hot;
+};
+
+static void t_engine_init(struct t_engine *e, struct tern_plugin_inst *chain)
+{
+	tern_arena_init(&e->arena, e->arena_buf, sizeof(e->arena_buf), &e->mm);
+	e->root = knot_dname_from_str_alloc(".");
+	e->server = (struct tern_server){ .zones = &e->root, .nzones = 1, .chain = chain,
+	                                  .chain_len = 1 };
+	e->route = (struct tern_route){ .zone = e->root, .server = &e->server, .stats_slot = -1,
+	                                .len = 1 };
+	e->listens = (struct tern_listen_routes){ .routes = &e->route, .nroutes = 1 };
+	e->view = (struct tern_view){ .servers = &e->server, .nservers = 1,
+	                              .listens = &e->listens, .nlistens = 1 };
+	e->client.ss_family = AF_INET;
+	e->hot = tern_hot_new(4096);
+	cr_assert_not_null(e->hot);
+}
+
+static void t_engine_deinit(struct t_engine *e)
+{
+	tern_hot_free(e->hot);
+	free(e->root);
+}
+
+/* Answer @p in (@p len bytes) into @p out, with the hot answers or without. */
+static size_t t_engine_ask(struct t_engine *e, bool hot, const uint8_t *in, size_t len,
+                           uint8_t *out)
+{
+	uint8_t q[512];
+	memcpy(q, in, len);
+	struct tern_query_ctx ctx = {
+		.view = &e->view, .proto = TERN_PROTO_UDP, .src = &e->client,
+		.arena = &e->arena, .mm = &e->mm, .now_ms = 1000, .hot = hot ? e->hot : NULL,
+		.epoch = tern_rcu_epoch_read(),
+	};
+	return tern_process(&ctx, q, len, out, 4096);
+}
+
+static uint32_t t_rand(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* One random change: a service, a slice, a namespace or a pod, added, changed or gone. */
+static void t_churn(struct t_k8s *h, uint32_t *rng)
+{
+	static const char *const nss[] = { "ns1", "ns2", "quiet", "ns3" };
+	static const char *const names[] = { "a", "b", "c", "svc1", "hdls" };
+	static const char *const hosts[] = { "web-0", "web-1", NULL };
+	char addr[32], addr2[32], slice[16];
+	const char *ns = nss[t_rand(rng) % 4], *name = names[t_rand(rng) % 5];
+	snprintf(addr, sizeof(addr), "10.9.%u.%u", t_rand(rng) % 2, t_rand(rng) % 4 + 1);
+	snprintf(addr2, sizeof(addr2), "fd00::9:%u", t_rand(rng) % 4 + 1);
+	snprintf(slice, sizeof(slice), "%s-%u", name, t_rand(rng) % 2);
+	switch (t_rand(rng) % 9) {
+	case 0:
+	case 1:
+		t_service(h, ns, name, TERN_SVC_CLUSTER_IP, addr, t_rand(rng) % 2 ? addr2 : NULL,
+		          NULL, http_port, 1);
+		break;
+	case 2:
+		t_service(h, ns, name, TERN_SVC_HEADLESS, NULL, NULL, NULL, http_port, 1);
+		break;
+	case 3:
+		tern_cluster_builder_service_delete(h->b, ns, name);
+		break;
+	case 4:
+	case 5: {
+		const struct t_ep eps[] = { { addr, hosts[t_rand(rng) % 3], t_rand(rng) % 4 != 0 },
+		                            { addr2, hosts[t_rand(rng) % 3], true } };
+		t_slice(h, ns, slice, name, eps, 1 + t_rand(rng) % 2, http_port, 1);
+		break;
+	}
+	case 6:
+		tern_cluster_builder_slice_delete(h->b, ns, slice);
+		break;
+	case 7:
+		if (t_rand(rng) % 2)
+			tern_cluster_builder_namespace(h->b, ns);
+		else
+			tern_cluster_builder_namespace_delete(h->b, ns);
+		break;
+	default: {
+		struct tern_ip pip = ip(addr);
+		struct tern_k8s_pod pod = { .ns = ns, .name = slice, .ips = &pip, .nips = 1 };
+		if (t_rand(rng) % 2)
+			tern_cluster_builder_pod(h->b, &pod);
+		else
+			tern_cluster_builder_pod_delete(h->b, ns, slice);
+		break;
+	}
+	}
+}
+
+/* The questions asked after each change: every kind of name the churn touches. */
+static size_t t_churn_questions(char (*out)[96], uint16_t *types, size_t cap)
+{
+	static const char *const nss[] = { "ns1", "ns2", "quiet", "ns3", "nope" };
+	static const char *const names[] = { "a", "b", "svc1", "hdls", "ext" };
+	static const char *const prefixes[] = { "", "web-0.", "_http._tcp.", "10-9-0-1." };
+	static const uint16_t qtypes[] = { KNOT_RRTYPE_A, KNOT_RRTYPE_AAAA, KNOT_RRTYPE_SRV,
+	                                   KNOT_RRTYPE_TXT };
+	size_t n = 0;
+	for (size_t i = 0; i < 5; i++) {
+		for (size_t j = 0; j < 5; j++) {
+			for (size_t p = 0; p < 4; p++) {
+				cr_assert_lt(n, cap);
+				snprintf(out[n], sizeof(out[n]), "%s%s.%s.svc.cluster.local.", prefixes[p],
+				         names[j], nss[i]);
+				types[n] = qtypes[(i + j + p) % 4];
+				n++;
+			}
+		}
+		snprintf(out[n], sizeof(out[n]), "%s.svc.cluster.local.", nss[i]);
+		types[n++] = KNOT_RRTYPE_A;
+		snprintf(out[n], sizeof(out[n]), "10-9-0-1.%s.pod.cluster.local.", nss[i]);
+		types[n++] = KNOT_RRTYPE_A;
+		snprintf(out[n], sizeof(out[n]), "www.example.com.%s.svc.cluster.local.", nss[i]);
+		types[n++] = KNOT_RRTYPE_A;
+	}
+	for (unsigned k = 0; k < 2; k++) {
+		for (unsigned a = 1; a <= 4; a++) {
+			snprintf(out[n], sizeof(out[n]), "%u.%u.9.10.in-addr.arpa.", a, k);
+			types[n++] = KNOT_RRTYPE_PTR;
+		}
+	}
+	snprintf(out[n], sizeof(out[n]), "1.0.0.0.9.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+	         "0.0.0.0.0.0.d.f.ip6.arpa.");
+	types[n++] = KNOT_RRTYPE_PTR;
+	snprintf(out[n], sizeof(out[n]), "cluster.local.");
+	types[n++] = KNOT_RRTYPE_SOA;
+	snprintf(out[n], sizeof(out[n]), "www.example.com.svc.cluster.local.");
+	types[n++] = KNOT_RRTYPE_A;
+	return n;
+}
+
+static void t_hot_churn(enum tern_kubernetes_pods pods, uint32_t seed)
+{
+	struct t_k8s h;
+	struct tern_kubernetes_conf conf = { .ttl = &ttl30, .pods = pods };
+	t_k8s_cluster(&h, &conf);
+	static struct t_engine e;
+	t_engine_init(&e, &h.pi);
+	static char names[160][96];
+	static uint16_t types[160];
+	size_t nq = t_churn_questions(names, types, 150);
+	static uint8_t in[512], hot_out[4096], ref_out[4096];
+	static unsigned stored_round[160];
+	unsigned replays = 0, across = 0;
+	uint32_t rng = seed;
+	for (unsigned round = 1; round <= 400; round++) {
+		for (unsigned c = 1 + t_rand(&rng) % 3; c > 0; c--)
+			t_churn(&h, &rng);
+		t_publish(&h);
+		for (size_t i = 0; i < nq; i++) {
+			struct t_wire_opts o = { .id = (uint16_t)(round + i), .edns = i % 2 ? 1232 : 0 };
+			size_t ql = t_wire_query(in, names[i], types[i], &o);
+			struct tern_hot_key key;
+			struct tern_hot_hit hit = tern_hot_serve(e.hot, tern_rcu_epoch_read(),
+			                                         e.view.generation, 0, false, 1000, in, ql,
+			                                         hot_out, sizeof(hot_out), &key);
+			size_t hl = hit.len;
+			if (hl) {
+				replays++;
+				across += stored_round[i] < round;
+			} else {
+				hl = t_engine_ask(&e, true, in, ql, hot_out);   /* keeps it */
+				stored_round[i] = round;
+			}
+			size_t rl = t_engine_ask(&e, false, in, ql, ref_out);
+			cr_assert_eq(hl, rl, "round %u: %s/%u: %s answer %zu bytes, chain %zu", round,
+			             names[i], types[i], hit.len ? "replayed" : "kept", hl, rl);
+			cr_assert_arr_eq(hot_out, ref_out, rl, "round %u: %s/%u: %s answer differs",
+			                 round, names[i], types[i], hit.len ? "replayed" : "kept");
+		}
+	}
+	/* Most questions' parts are untouched by one change: their answers outlive it. */
+	cr_assert_gt(across, 400 * nq / 4, "%u of %u answers replayed across a publish",
+	             across, 400 * (unsigned)nq);
+	cr_assert_gt(replays, across - 1);
+	t_engine_deinit(&e);
+	t_k8s_deinit(&h);
+}
+
+Test(kubernetes, hot_answers_follow_churn_byte_for_byte)
+{
+	t_hot_churn(TERN_KUBERNETES_PODS_INSECURE, 0x2545f491u);
+}
+
+Test(kubernetes, hot_answers_follow_churn_with_verified_pods)
+{
+	t_hot_churn(TERN_KUBERNETES_PODS_VERIFIED, 0x9e3779b9u);
 }
