@@ -331,6 +331,12 @@ def metric_total(samples, name):
     return sum(v for n, _, v in samples if n == name)
 
 
+def hot_hits(samples):
+    """Answers replayed from the workers' hot answers so far."""
+    return sum(v for n, lab, v in samples
+               if n == "tern_hot_answers_total" and lab.get("result") == "hit")
+
+
 def snapshot_delta(before, after):
     """Snapshots published between two scrapes and their build+publish times."""
     name = "tern_kubernetes_snapshot_build_seconds"
@@ -785,7 +791,7 @@ class Bench:
         qfile = os.path.join(self.work, f"storm-{changes.runs + 1}.txt")
         with open(qfile, "w") as f:
             f.write("\n".join(f"{rnd.choice(changes.names)} A" for _ in range(20000)) + "\n")
-        before = t.metrics()
+        before, cpu0 = t.metrics(), cpu_seconds(t.proc.pid)
         ap = Applier(changes, rate, seconds, confirm_on_apply=True)
         log(f"storm: {ap.total} API events at {rate:.0f}/s under dnsperf at {qps} q/s")
         try:
@@ -797,11 +803,19 @@ class Bench:
                 ap.master.join(30)
         ap.wait(1)
         time.sleep(0.2)
-        after = t.metrics()
+        after, cpu1 = t.metrics(), cpu_seconds(t.proc.pid)
         out = {**ap.summary(), "offered_qps": qps, "dnsperf": perf}
         out.update(snapshot_delta(before, after))
+        # How many answers were replays of kept answers while snapshots were being
+        # swapped (each keeps the snapshot part it was read from), and ternd's CPU per
+        # answer, every thread included (the watcher builds the snapshots).
+        hits = hot_hits(after) - hot_hits(before)
+        done = perf["sent"] - perf["lost"]
+        out["hot_share"] = round(hits / done, 4) if done else None
+        out["cpu_us_per_answer"] = round((cpu1 - cpu0) * 1e6 / done, 2) if done else None
         log(f"storm: {out['snapshots_published']} snapshots published, dnsperf sent "
-            f"{perf['sent']} lost {perf['lost']}")
+            f"{perf['sent']} lost {perf['lost']}, {100 * (out['hot_share'] or 0):.1f}% "
+            f"replayed, {out['cpu_us_per_answer']} us CPU per answer")
         return out
 
     # 3. dnsperf against ternd and knotd ------------------------------------------------
@@ -1146,15 +1160,22 @@ def report_control_plane(res, h="##"):
         d = st["dnsperf"]
         print(f"{h} Control plane: dnsperf during a republish storm ({first} cluster)\n")
         print("| events/s (achieved) | seconds | snapshots published | build mean (ms) "
-              "| dnsperf offered q/s | QPS | sent | lost | avg latency (ms) |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+              "| dnsperf offered q/s | QPS | sent | lost | avg latency (ms) | replayed "
+              "| ternd CPU µs/answer |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        share = st.get("hot_share")
         print(f"| {st['rate_per_s']} | {st['seconds']} | {st['snapshots_published']} "
               f"| {st['snapshot_build']['mean_ms']} | {st['offered_qps']} | {d['qps']:.0f} "
-              f"| {d['sent']} | **{d['lost']}** | {d['avg_latency_ms']:.3f} |")
+              f"| {d['sent']} | **{d['lost']}** | {d['avg_latency_ms']:.3f} "
+              f"| {'-' if share is None else f'{100 * share:.1f}%'} "
+              f"| {st.get('cpu_us_per_answer', '-')} |")
         print(f"\nAPI events at {STORM_RATE:.0f}/s (each change published in a new snapshot, "
               "bursts batched) while "
               f"dnsperf (-c {DNSPERF_CLIENTS} -T {DNSPERF_THREADS} -Q {st['offered_qps']}) "
-              "asks for the cluster's service names; lost must be 0.\n")
+              "asks for the cluster's service names; lost must be 0. Replayed: answers "
+              "from the workers' hot answers, each kept while the snapshot part it was "
+              "read from is unchanged; CPU: all of ternd's threads, the snapshot builds "
+              "included.\n")
 
 
 def report(res):

@@ -51,6 +51,7 @@ SERVER_CPU = "0"
 GEN_CPU = "1"
 FIXED_RATE = 20000          # queries/s offered for the latency figures
 SETTLE_S = 1.0              # idle seconds before each latency run
+CHURN_RATES = (0, 100, 1000)   # API events/s for workload (a) under churn
 SEED = 11
 ZONE = cluster.ZONE
 EXT_ZONE = "example.com"    # the upstream's zone of external names (cache hits, ndots)
@@ -247,10 +248,10 @@ remote-control:
 """ + "".join(f"zone:\n    name: {z}\n    zonefile: \"{z}.zone\"\n" for z in zones))
         return [self.b.bin("nsd"), "-d", "-c", conf]
 
-    def ternd(self, name, port, plugins_yaml, workers=1, zones='["."]'):
+    def ternd(self, name, port, plugins_yaml, workers=1, zones='["."]', top=""):
         d = self.dir(name)
         conf = write(os.path.join(d, "ternd.yaml"), f"""workers: {workers}
-servers:
+{top}servers:
   - zones: {zones}
     listen: ["127.0.0.1:{port}"]
     plugins:
@@ -756,6 +757,8 @@ class Bench:
                 res["_callgrind"]["ternd (kubernetes only)"] = self.callgrind(
                     wl, "ternd-k8s", self.cfg.ternd("cg-k8s", kp, only_k8s), kp, probe,
                     one_pass, cg_n)
+            if key == "a":
+                res["_churn"] = self.churn(fake, qfile, probe)
             if not self.quick and key == "a":
                 kp = self.port()
                 res["_callgrind"]["knotd"] = self.callgrind(
@@ -773,6 +776,57 @@ class Bench:
                 self.res["errors"].append(f"scaling: {str(e)[:300]}")
         fake.stop()
         return results
+
+    def churn(self, fake, qfile, probe):
+        """Workload (a) while the cluster changes: ternd (one worker, pinned, metrics on)
+        under tern-loadgen's closed loop while API events arrive at each rate of
+        CHURN_RATES (cluster.Applier: endpoint moves, Service creates and deletes, each
+        published in a new snapshot): QPS, ternd's CPU per query (all its threads: the
+        snapshot builds count) and the share of answers replayed from the hot answers."""
+        mport, p = self.port(), self.port()
+        argv = self.cfg.ternd("ternd-churn", p, self.cfg.tern_cluster_plugins(fake.url),
+                              top=f'metrics: {{ listen: "127.0.0.1:{mport}" }}\n')
+        srv = Server(self, "ternd-churn", argv, p, probe=probe, label="ternd")
+        rows = []
+        try:
+            srv.start()
+            pid = srv.proc.pid
+            changes = cluster.Changes(fake)
+            self.loadgen_run(p, qfile, ["-l", "1", "-w", "256"])   # warm
+            for rate in CHURN_RATES:
+                before = self.hot_hits(mport)
+                c0 = tree_cpu(pid)
+                ap = (cluster.Applier(changes, rate, self.seconds + 1,
+                                      confirm_on_apply=True).start() if rate else None)
+                try:
+                    closed = self.loadgen_run(p, qfile,
+                                              ["-l", str(self.seconds), "-w", "256"])
+                finally:
+                    if ap:
+                        ap.stop.set()
+                        ap.master.join(30)
+                c1 = tree_cpu(pid)
+                hits = self.hot_hits(mport) - before
+                got = closed["received"]
+                rows.append({"events_per_s": rate, "events": ap.applied if ap else 0,
+                             "qps": closed["qps"], "lost": closed["lost"],
+                             "cpu_us_per_query": (c1 - c0) * 1e6 / got if got else None,
+                             "hot_share": hits / got if got else None})
+                log(f"churn {rate}/s: {closed['qps']:.0f} q/s, "
+                    f"{rows[-1]['cpu_us_per_query'] or 0:.2f} us/q, "
+                    f"{100 * (rows[-1]['hot_share'] or 0):.1f}% replayed")
+            return {"rows": rows}
+        except (BenchError, subprocess.SubprocessError, OSError, ValueError) as e:
+            self.res["errors"].append(f"churn: {str(e)[:300]}")
+            return {"rows": rows, "error": str(e)[:2000]}
+        finally:
+            srv.stop()
+
+    def hot_hits(self, mport):
+        st, body = cluster.http_get(f"http://127.0.0.1:{mport}/metrics")
+        if st != 200:
+            raise BenchError(f"ternd /metrics: {st}")
+        return cluster.hot_hits(cluster.parse_metrics(body.decode("utf-8", "replace")))
 
     def scaling(self, qfile, plugins, probe):
         """ternd with N workers and the reflector with N threads, N = 1, 2, 4, ... and the
@@ -1237,6 +1291,9 @@ def report(res, meta):
                       f"**{cg['ir_per_query']:,}**; most self instructions/query: {top}")
             else:
                 print(f"\n{who} callgrind: failed: {cg.get('error', '?')[:200]}")
+        churn = srv.get("_churn")
+        if churn:
+            report_churn(churn)
         diffs = srv.get("_diffs")
         if diffs:
             print("\nAnswers compared with ternd: " + "; ".join(
@@ -1273,6 +1330,21 @@ def report(res, meta):
         print("\nErrors:")
         for e in res["errors"]:
             print(f"- {e}")
+
+
+def report_churn(ch):
+    print("\nUnder churn: ternd (1 worker, pinned), tern-loadgen closed loop on these names "
+          "while API events change the cluster (80% endpoint moves, 10% Service creates, "
+          "10% deletes; each published in a new snapshot):\n")
+    print("| API events/s | events | loadgen QPS | CPU µs/q (all threads) | replayed |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for r in ch.get("rows", []):
+        share = r.get("hot_share")
+        print(f"| {r['events_per_s']} | {r['events']} | {fmt(r['qps'])} "
+              f"| {fmt(r['cpu_us_per_query'], '.2f')} "
+              f"| {'-' if share is None else f'{100 * share:.1f}%'} |")
+    if ch.get("error"):
+        print(f"\nfailed: {ch['error'][:300]}")
 
 
 def version(argv, pat=None):
