@@ -528,6 +528,33 @@ def test_update_latency():
     check(max(lat) < 2000, "every update visible within 2 s")
 
 
+def test_hot_answers_outlive_unrelated_changes():
+    """A change to one Service retires only the hot answers read from its part of the
+    snapshot: another Service's answers are still replayed after it is published, and a
+    replayed negative answer carries the serial of the snapshot published now."""
+    api = S["api"]
+    nope = f"nope.demo.svc.{ZONE}"
+    for _ in range(20):                   # every worker keeps both answers
+        eq(a_of(svc("web")), ("NOERROR", ("10.96.100.10",)), "web before")
+        ask(nope)
+    serial0 = ask(nope).rrs("authority", "SOA")[0].data[2]
+    api.apply(service("unrelated", "other", cluster_ip="10.96.140.1"))
+    wait_for(lambda: a_of(svc("unrelated", "other")) == ("NOERROR", ("10.96.140.1",)), 2,
+             0.005, "the unrelated service")
+    hits0 = hot_hits()
+    for _ in range(20):
+        eq(a_of(svc("web")), ("NOERROR", ("10.96.100.10",)), "web after")
+    eq(hot_hits() - hits0, 20, "web's answers replayed after an unrelated publish")
+    m = ask(nope)
+    eq(m.rcode_name, "NXDOMAIN", "nope after")
+    serial1 = m.rrs("authority", "SOA")[0].data[2]
+    apex = ask(ZONE, "SOA").rrs("answer", "SOA")[0].data[2]
+    check(serial1 > serial0, f"the serial follows the snapshot ({serial0} -> "
+          f"{serial1})")
+    eq(serial1, apex, "the negative answer's serial is the zone's")
+    api.delete("Service", "unrelated", "other")
+
+
 # ---------------------------------------------------------------- 3. readiness
 
 def test_ready_and_servfail_before_first_sync():
