@@ -221,6 +221,15 @@ uint64_t tern_cluster_part_id(const struct tern_cluster *c, uint32_t part)
 	return id ? *id : 0;
 }
 
+bool tern_cluster_part_unchanged(const struct tern_cluster *c, uint32_t part, uint64_t id,
+                                 uint32_t *serial)
+{
+	if (!c->synced || tern_cluster_part_id(c, part) != id)
+		return false;
+	*serial = c->serial;
+	return true;
+}
+
 const struct tern_cluster_svc *tern_cluster_find_service(const struct tern_cluster *c,
 	const char *ns, size_t nslen, const char *name, size_t namelen)
 {

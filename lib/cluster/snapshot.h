@@ -104,6 +104,13 @@ uint32_t tern_cluster_ptr_part(const struct tern_ip *ip);
 /** The id of @p part in @p c (0: the part is empty, or NONE). */
 uint64_t tern_cluster_part_id(const struct tern_cluster *c, uint32_t part);
 
+/**
+ * A hot answer's check, in one call: @p c is synced and its @p part is still @p id;
+ * then *serial is its SOA serial.
+ */
+bool tern_cluster_part_unchanged(const struct tern_cluster *c, uint32_t part, uint64_t id,
+                                 uint32_t *serial);
+
 /** Object counts of this snapshot (metrics). */
 struct tern_cluster_counts {
 	size_t services, endpoints, namespaces, pods;

@@ -380,10 +380,7 @@ static bool k8s_scope_current(const struct tern_hot_scope *scope, uint32_t part,
 {
 	const struct k8s *k = (const struct k8s *)scope;   /* its first member */
 	const struct tern_cluster *c = tern_cluster_source_snapshot(k->src);
-	if (c == NULL || !tern_cluster_synced(c) || tern_cluster_part_id(c, part) != id)
-		return false;
-	*serial = tern_cluster_serial(c);
-	return true;
+	return c != NULL && tern_cluster_part_unchanged(c, part, id, serial);
 }
 
 static int k8s_init(struct tern_plugin_inst *pi, const void *conf_ptr,
