@@ -75,7 +75,7 @@ struct tern_hot_hit {
 #define TERN_HOT_DEFAULT_ENTRIES 32768
 #define TERN_HOT_MAX_ENTRIES     (1u << 22)
 
-/** A table for about @p entries answers (ring of entries x 128 bytes). NULL: no memory. */
+/** A table for about @p entries answers (ring of entries x 160 bytes). NULL: no memory. */
 struct tern_hot *tern_hot_new(unsigned entries);
 void tern_hot_free(struct tern_hot *hot);
 
