@@ -4,13 +4,16 @@
  * allocation, no lock, no syscall) and their assembly from the previous snapshot plus
  * a delta of per-service records (used by build.c only).
  *
- * A snapshot is a table of per-service record pointers (open addressing, linear
- * probing, keyed by (ns, name)), a sorted namespace set, a PTR index split into
- * PTR_SHARDS sorted shards by address hash, and an optional pod index. Records, their
- * endpoint blocks (internal.h; shared with the builder's slices), the namespace set,
- * the PTR shards and the pod index are all refcounted blocks: a new snapshot copies
- * the previous table's pointers, replaces the changed records, and rebuilds only the
- * PTR shards that hold an address of a changed record; everything else is shared.
+ * A snapshot is a table of per-service record pointers split into SVC_SHARDS shards
+ * (each open addressing, linear probing, keyed by (ns, name)), a sorted namespace set,
+ * a PTR index split into PTR_SHARDS sorted shards by address hash, and an optional pod
+ * index. Records, their endpoint blocks (internal.h; shared with the builder's
+ * slices), the service and PTR shards, the namespace set and the pod index are all
+ * refcounted blocks: a new snapshot rebuilds only the service shards that hold a
+ * changed record and the PTR shards that hold an address of one; everything else is
+ * shared. The shards are many (4,096 each) so that a change retires few of the
+ * workers' hot answers, which each remember the one shard (part, snapshot.h) they
+ * were read from.
  * Refcounts are plain integers: every snapshot of one builder is built and freed on
  * one thread (the watcher; the loader once the watcher is joined).
  *
@@ -34,8 +37,8 @@
 
 /* ---- layout ---------------------------------------------------------------------- */
 
-#define PTR_SHARDS 1024u
-#define SVC_SHARDS 256u         /* picked by the top 8 bits of the key hash */
+#define PTR_SHARDS 4096u
+#define SVC_SHARDS 4096u        /* picked by the top 12 bits of the key hash */
 _Static_assert(SVC_SHARDS + PTR_SHARDS == TERN_CLUSTER_PART_NAMESPACES,
                "parts: the service shards, the PTR shards, then the others (snapshot.h)");
 
@@ -194,7 +197,7 @@ static inline uint32_t ip4_key(const uint8_t *a)
 uint32_t tern_cluster_service_part(const char *ns, size_t nslen, const char *name,
                                    size_t namelen)
 {
-	return (uint32_t)(key_hash(ns, nslen, name, namelen) >> 56);
+	return (uint32_t)(key_hash(ns, nslen, name, namelen) >> 52);
 }
 
 uint32_t tern_cluster_ptr_part(const struct tern_ip *ip)
@@ -236,7 +239,7 @@ const struct tern_cluster_svc *tern_cluster_find_service(const struct tern_clust
 	if (!c)
 		return NULL;
 	uint64_t h = key_hash(ns, nslen, name, namelen);
-	const struct svc_shard *sh = c->svc[h >> 56];
+	const struct svc_shard *sh = c->svc[h >> 52];
 	if (!sh)
 		return NULL;
 	for (size_t i = h & sh->mask;; i = (i + 1) & sh->mask) {
@@ -588,7 +591,7 @@ static void table_remove(const struct tern_cluster_svc **slots, size_t mask,
 
 static inline unsigned svc_shard_of(const struct tern_cluster_svc *s)
 {
-	return (unsigned)(rec_of(s)->hash >> 56);
+	return (unsigned)(rec_of(s)->hash >> 52);
 }
 
 static struct svc_shard *svc_shard_alloc(size_t n)

@@ -91,10 +91,10 @@ uint64_t tern_cluster_published_ms(const struct tern_cluster *c);
  * part has the same id (the SOA serial aside). TERN_CLUSTER_PART_ALL is the snapshot
  * itself (any change), TERN_CLUSTER_PART_NONE no data at all (id 0 forever).
  */
-#define TERN_CLUSTER_PART_NAMESPACES 1280u   /**< tern_cluster_has_namespace */
-#define TERN_CLUSTER_PART_PODS       1281u   /**< tern_cluster_has_pod */
-#define TERN_CLUSTER_PART_ALL        1282u
-#define TERN_CLUSTER_PART_NONE       1283u
+#define TERN_CLUSTER_PART_NAMESPACES 8192u   /**< tern_cluster_has_namespace */
+#define TERN_CLUSTER_PART_PODS       8193u   /**< tern_cluster_has_pod */
+#define TERN_CLUSTER_PART_ALL        8194u
+#define TERN_CLUSTER_PART_NONE       8195u
 
 /** The part tern_cluster_find_service(@p ns, @p name) reads. */
 uint32_t tern_cluster_service_part(const char *ns, size_t nslen, const char *name,
