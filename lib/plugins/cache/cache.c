@@ -230,10 +230,10 @@ static int zone_list_both(struct zone_list *out, const struct zone_list *a,
 		return TERN_ENOMEM;
 	for (size_t i = 0; i < a->n; i++) {
 		for (size_t j = 0; j < b->n; j++) {
+			const knot_dname_t *an = a->names[i], *bn = b->names[j];
 			const struct zone_list *from =
-				tern_name_is_under_n(a->names[i], a->lens[i], b->names[j], b->lens[j]) ? a :
-				tern_name_is_under_n(b->names[j], b->lens[j], a->names[i], a->lens[i]) ? b :
-				NULL;
+				tern_name_is_under_n(an, a->lens[i], bn, b->lens[j]) ? a :
+				tern_name_is_under_n(bn, b->lens[j], an, a->lens[i]) ? b : NULL;
 			if (from == NULL)
 				continue;
 			size_t k = from == a ? i : j;

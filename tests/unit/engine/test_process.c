@@ -160,8 +160,8 @@ static void setup(void)
 	zone = knot_dname_from_str_alloc("example.org.");
 	server = (struct tern_server) { .zones = &zone, .nzones = 1, .chain = inst, .chain_len = 2 };
 	memset(&seen, 0, sizeof(seen));
-	route = (struct tern_route) { .zone = zone, .server = &server, .stats_slot = -1, .labels = 2,
-	                             .len = (unsigned)knot_dname_size(zone) };
+	route = (struct tern_route) { .zone = zone, .server = &server, .stats_slot = -1,
+	                             .labels = 2, .len = (unsigned)knot_dname_size(zone) };
 	listens = (struct tern_listen_routes) { .routes = &route, .nroutes = 1 };
 	view = (struct tern_view) { .servers = &server, .nservers = 1, .listens = &listens,
 	                            .nlistens = 1 };

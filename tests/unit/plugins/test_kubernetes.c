@@ -1251,8 +1251,8 @@ static size_t t_churn_questions(char (*out)[96], uint16_t *types, size_t cap)
 		for (size_t j = 0; j < 5; j++) {
 			for (size_t p = 0; p < 4; p++) {
 				cr_assert_lt(n, cap);
-				snprintf(out[n], sizeof(out[n]), "%s%s.%s.svc.cluster.local.", prefixes[p],
-				         names[j], nss[i]);
+				snprintf(out[n], sizeof(out[n]), "%s%s.%s.svc.cluster.local.",
+				         prefixes[p], names[j], nss[i]);
 				types[n] = qtypes[(i + j + p) % 4];
 				n++;
 			}
@@ -1299,12 +1299,14 @@ static void t_hot_churn(enum tern_kubernetes_pods pods, uint32_t seed)
 			t_churn(&h, &rng);
 		t_publish(&h);
 		for (size_t i = 0; i < nq; i++) {
-			struct t_wire_opts o = { .id = (uint16_t)(round + i), .edns = i % 2 ? 1232 : 0 };
+			struct t_wire_opts o = { .id = (uint16_t)(round + i),
+			                         .edns = i % 2 ? 1232 : 0 };
 			size_t ql = t_wire_query(in, names[i], types[i], &o);
 			struct tern_hot_key key;
 			struct tern_hot_hit hit = tern_hot_serve(e.hot, tern_rcu_epoch_read(),
-			                                         e.view.generation, 0, false, 1000, in, ql,
-			                                         hot_out, sizeof(hot_out), &key);
+			                                         e.view.generation, 0, false, 1000,
+			                                         in, ql, hot_out, sizeof(hot_out),
+			                                         &key);
 			size_t hl = hit.len;
 			if (hl) {
 				replays++;
@@ -1314,8 +1316,8 @@ static void t_hot_churn(enum tern_kubernetes_pods pods, uint32_t seed)
 				stored_round[i] = round;
 			}
 			size_t rl = t_engine_ask(&e, false, in, ql, ref_out);
-			cr_assert_eq(hl, rl, "round %u: %s/%u: %s answer %zu bytes, chain %zu", round,
-			             names[i], types[i], hit.len ? "replayed" : "kept", hl, rl);
+			cr_assert_eq(hl, rl, "round %u: %s/%u: %s answer %zu bytes, chain %zu",
+			             round, names[i], types[i], hit.len ? "replayed" : "kept", hl, rl);
 			cr_assert_arr_eq(hot_out, ref_out, rl, "round %u: %s/%u: %s answer differs",
 			                 round, names[i], types[i], hit.len ? "replayed" : "kept");
 		}
