@@ -225,10 +225,13 @@ uint64_t tern_cluster_part_id(const struct tern_cluster *c, uint32_t part)
 }
 
 bool tern_cluster_part_unchanged(const struct tern_cluster *c, uint32_t part, uint64_t id,
-                                 uint32_t *serial)
+                                 uint64_t *seen, uint32_t *serial)
 {
-	if (!c->synced || tern_cluster_part_id(c, part) != id)
-		return false;
+	if (c->id != *seen) {
+		if (!c->synced || tern_cluster_part_id(c, part) != id)
+			return false;
+		*seen = c->id;
+	}
 	*serial = c->serial;
 	return true;
 }

@@ -106,10 +106,12 @@ uint64_t tern_cluster_part_id(const struct tern_cluster *c, uint32_t part);
 
 /**
  * A hot answer's check, in one call: @p c is synced and its @p part is still @p id;
- * then *serial is its SOA serial.
+ * then *serial is its SOA serial. *seen: the snapshot (its ALL id) the answer was last
+ * found right in; when that is @p c, the part is not looked at (no cache miss on a
+ * shard), else it becomes @p c's when the part is unchanged.
  */
 bool tern_cluster_part_unchanged(const struct tern_cluster *c, uint32_t part, uint64_t id,
-                                 uint32_t *serial);
+                                 uint64_t *seen, uint32_t *serial);
 
 /** Object counts of this snapshot (metrics). */
 struct tern_cluster_counts {

@@ -32,6 +32,7 @@ struct hot_slot {
 struct hot_scoped {
 	const struct tern_hot_scope *scope;
 	uint64_t id;
+	uint64_t seen;             /* the whole data last found right (tern_hot_scope) */
 	uint32_t part;
 	uint16_t serial_off;       /* the SOA serial in the answer message; 0: none */
 	uint16_t pad;
@@ -309,7 +310,7 @@ static struct hot_entry *lookup(struct tern_hot *hot, const struct tern_hot_key 
 }
 
 /* Whether @p e may be replayed now; *serial: the scope's serial when it has one. */
-static inline bool entry_valid(const struct hot_entry *e, const struct tern_hot_key *key,
+static inline bool entry_valid(struct hot_entry *e, const struct tern_hot_key *key,
                                uint64_t now_ms, uint32_t *serial)
 {
 	if (e->epoch != (e->opts & HOT_BY_VIEW ? key->view_gen : key->epoch) ||
@@ -320,7 +321,13 @@ static inline bool entry_valid(const struct hot_entry *e, const struct tern_hot_
 	/* The epoch is checked first: a new view would have freed the scope's owner. */
 	struct hot_scoped s;
 	memcpy(&s, e->data + scoped_off(e), sizeof(s));
-	return s.scope->current(s.scope, s.part, s.id, serial);
+	uint64_t seen = s.seen;
+	if (!s.scope->current(s.scope, s.part, s.id, &seen, serial))
+		return false;
+	if (seen != s.seen)
+		memcpy(e->data + scoped_off(e) + offsetof(struct hot_scoped, seen), &seen,
+		       sizeof(seen));
+	return true;
 }
 
 /* A kept entry that may still be replayed now, or NULL (stale ones are retired). */
@@ -564,7 +571,8 @@ bool tern_hot_store(struct tern_hot *hot, const struct tern_hot_key *key,
 	}
 	if (scoped) {
 		struct hot_scoped s = { .scope = hint->scope, .id = hint->scope_id,
-		                        .part = hint->scope_part, .serial_off = serial_off };
+		                        .seen = hint->scope_seen, .part = hint->scope_part,
+		                        .serial_off = serial_off };
 		memcpy(p, &s, sizeof(s));
 		p += sizeof(s);
 	}

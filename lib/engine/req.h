@@ -35,10 +35,14 @@ struct tern_hot_scope {
 	/**
 	 * Is @p part still @p id in the data published now? If so, *serial is the SOA
 	 * serial that answers carry now (written over the kept one when the answer asked
-	 * for it). Worker thread, online as an RCU reader; no allocation, no lock.
+	 * for it). *seen is the id of the whole data this answer was last found right in
+	 * (req->hot.scope_seen at first): while that is still the data published now,
+	 * the part need not be looked at; when the part is found unchanged in newer data,
+	 * *seen becomes its id. Worker thread, online as an RCU reader; no allocation,
+	 * no lock.
 	 */
 	bool (*current)(const struct tern_hot_scope *scope, uint32_t part, uint64_t id,
-	                uint32_t *serial);
+	                uint64_t *seen, uint32_t *serial);
 };
 
 /**
@@ -67,6 +71,7 @@ struct tern_hot_hint {
 	const struct tern_hot_scope *scope;
 	uint32_t scope_part;
 	uint64_t scope_id;
+	uint64_t scope_seen;        /**< the id of the whole data it was read from */
 	bool scope_serial;          /**< the answer's one SOA carries the scope's serial */
 	/* Counters the skipped hooks would have bumped (+1 each per replay). */
 	uint8_t ncounters;

@@ -376,11 +376,11 @@ static int get_source(struct k8s *k, const struct tern_kubernetes_conf *conf,
  * what the chain would answer, with the serial of now.
  */
 static bool k8s_scope_current(const struct tern_hot_scope *scope, uint32_t part, uint64_t id,
-                              uint32_t *serial)
+                              uint64_t *seen, uint32_t *serial)
 {
 	const struct k8s *k = (const struct k8s *)scope;   /* its first member */
 	const struct tern_cluster *c = tern_cluster_source_snapshot(k->src);
-	return c != NULL && tern_cluster_part_unchanged(c, part, id, serial);
+	return c != NULL && tern_cluster_part_unchanged(c, part, id, seen, serial);
 }
 
 static int k8s_init(struct tern_plugin_inst *pi, const void *conf_ptr,
@@ -443,6 +443,7 @@ static void hot_scope(const struct k8s_query *q, bool answered)
 	h->scope = &q->k->scope;
 	h->scope_part = q->part;
 	h->scope_id = tern_cluster_part_id(q->c, q->part);
+	h->scope_seen = tern_cluster_part_id(q->c, TERN_CLUSTER_PART_ALL);
 	h->scope_serial = answered && q->serial;
 }
 

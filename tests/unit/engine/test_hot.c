@@ -41,11 +41,12 @@ static uint64_t scoped_id = 1;
 static uint32_t scoped_serial = 100;
 
 static bool scoped_current(const struct tern_hot_scope *scope, uint32_t part, uint64_t id,
-                           uint32_t *serial)
+                           uint64_t *seen, uint32_t *serial)
 {
 	(void)scope;
 	cr_assert_eq(part, 3);
 	*serial = scoped_serial;
+	*seen = scoped_serial;   /* the whole data: new with each serial */
 	return id == scoped_id;
 }
 
@@ -70,6 +71,7 @@ static enum tern_verdict scoped_answer(struct tern_req *req, const struct tern_p
 	req->hot.scope = &scoped;
 	req->hot.scope_part = 3;
 	req->hot.scope_id = scoped_id;
+	req->hot.scope_seen = scoped_serial;
 	req->hot.scope_serial = true;
 	return TERN_DONE;
 }
