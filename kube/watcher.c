@@ -39,10 +39,12 @@
 /*
  * Publishing: changes are published in the loop turn that applied them (every byte
  * curl had read by then is applied first, so one burst makes one snapshot), but at
- * most once per PUBLISH_GAP_US, or per PUBLISH_DUTY times the last publish's duration
- * if that is longer (a large snapshot rebuilt while a cluster is still being listed
- * after startup_timeout). A change thus waits at most about one gap plus one publish,
- * whatever the event rate, and publishing takes at most ~1/PUBLISH_DUTY of the thread.
+ * most once per PUBLISH_GAP_US, or per PUBLISH_DUTY times the CPU time of the last
+ * publish if that is longer (a large snapshot rebuilt while a cluster is still being
+ * listed after startup_timeout). CPU time, not wall time: a publish preempted on a busy
+ * node must not hold the next change back for ten times the preemption. A change thus
+ * waits at most about one gap plus one publish, whatever the event rate, and
+ * publishing takes at most ~1/PUBLISH_DUTY of the thread's CPU.
  */
 #define PUBLISH_GAP_US     2000
 #define PUBLISH_DUTY       10
@@ -327,9 +329,9 @@ static int start_request(struct stream *s)
 /* Publish now; the next publish waits for the gap (see PUBLISH_GAP_US). */
 static int publish(struct kube_watcher *w)
 {
-	uint64_t t0 = tern_mono_ns() / 1000;
+	uint64_t t0 = tern_mono_ns() / 1000, c0 = tern_thread_cpu_ns() / 1000;
 	int rc = tern_cluster_builder_publish(w->b, w->src);
-	uint64_t t1 = tern_mono_ns() / 1000, gap = PUBLISH_DUTY * (t1 - t0);
+	uint64_t gap = PUBLISH_DUTY * (tern_thread_cpu_ns() / 1000 - c0);
 	if (rc == 0)
 		w->dirty = false;
 	w->next_publish_us = t0 + (gap > PUBLISH_GAP_US ? gap : PUBLISH_GAP_US);
