@@ -309,10 +309,17 @@ static struct hot_entry *lookup(struct tern_hot *hot, const struct tern_hot_key 
 	return NULL;
 }
 
-/* Whether @p e may be replayed now; *serial: the scope's serial when it has one. */
+/* The SOA serial a replay writes: its scope's of now, at off (0: none). */
+struct hot_serial {
+	uint32_t value;
+	uint16_t off;
+};
+
+/* Whether @p e may be replayed now; *serial: where and what to patch. */
 static inline bool entry_valid(struct hot_entry *e, const struct tern_hot_key *key,
-                               uint64_t now_ms, uint32_t *serial)
+                               uint64_t now_ms, struct hot_serial *serial)
 {
+	serial->off = 0;
 	if (e->epoch != (e->opts & HOT_BY_VIEW ? key->view_gen : key->epoch) ||
 	    (e->opts & HOT_LIMITED && now_ms >= entry_u64(e, 0)))
 		return false;
@@ -322,18 +329,19 @@ static inline bool entry_valid(struct hot_entry *e, const struct tern_hot_key *k
 	struct hot_scoped s;
 	memcpy(&s, e->data + scoped_off(e), sizeof(s));
 	uint64_t seen = s.seen;
-	if (!s.scope->current(s.scope, s.part, s.id, &seen, serial))
+	if (!s.scope->current(s.scope, s.part, s.id, &seen, &serial->value))
 		return false;
 	if (seen != s.seen)
 		memcpy(e->data + scoped_off(e) + offsetof(struct hot_scoped, seen), &seen,
 		       sizeof(seen));
+	serial->off = s.serial_off;
 	return true;
 }
 
 /* A kept entry that may still be replayed now, or NULL (stale ones are retired). */
 static struct hot_entry *lookup_valid(struct tern_hot *hot, const struct tern_hot_key *key,
                                       uint8_t flags, uint64_t hash, uint64_t now_ms,
-                                      uint32_t *serial)
+                                      struct hot_serial *serial)
 {
 	struct hot_slot *slot;
 	struct hot_entry *e = lookup(hot, key, flags, hash, &slot);
@@ -363,7 +371,8 @@ static void put_opt(uint8_t *o, bool dnssec_ok)
  * scope's SOA serial @p serial, OPT.
  */
 static size_t replay(const struct hot_entry *e, const struct tern_hot_key *key,
-                     const uint8_t *in, uint64_t now_ms, uint32_t serial, uint8_t *out)
+                     const uint8_t *in, uint64_t now_ms, struct hot_serial serial,
+                     uint8_t *out)
 {
 	size_t opt = key->edns ? HOT_OPT_LEN : 0;
 	memcpy(out, in, 2);                                        /* ID */
@@ -385,12 +394,8 @@ static size_t replay(const struct hot_entry *e, const struct tern_hot_key *key,
 			knot_wire_write_u32(out + knot_wire_read_u16(t), ttl > age ? ttl - age : 0);
 		}
 	}
-	if (e->opts & HOT_SCOPED) {
-		struct hot_scoped s;
-		memcpy(&s, e->data + scoped_off(e), sizeof(s));
-		if (s.serial_off)
-			knot_wire_write_u32(out + s.serial_off, serial);
-	}
+	if (serial.off)
+		knot_wire_write_u32(out + serial.off, serial.value);
 	if (opt)
 		put_opt(body + e->body_len, key->flags & TERN_HOT_KEY_DO);
 	for (uint8_t i = 0; i < e->ncounters; i++) {
@@ -415,7 +420,7 @@ struct tern_hot_hit tern_hot_serve(struct tern_hot *hot, uint64_t epoch, uint64_
 		return hit;
 	size_t opt = key->edns ? HOT_OPT_LEN : 0;
 	size_t head = KNOT_WIRE_HEADER_SIZE + key->qsec_len + opt;
-	uint32_t serial = 0;
+	struct hot_serial serial;
 	struct hot_entry *e = lookup_valid(hot, key, key->flags, key->hash, now_ms, &serial);
 	if (!e || head + e->body_len > key->limit) {
 		/* Not kept, or too big for this client: its truncated form, if kept. */
