@@ -1279,7 +1279,7 @@ struct tern_cluster *tern_cluster_builder_snapshot(struct tern_cluster_builder *
 	for (struct group *g = b->dirty; g; g = g->dirty_next) {
 		const struct tern_cluster_svc *old = prev ?
 			tern_cluster_find_service(prev, g->ns, strlen(g->ns), g->name,
-			                          strlen(g->name)) : NULL;
+			                          strlen(g->name), NULL) : NULL;
 		struct tern_cluster_svc *rec = NULL;
 		if (g->svc && ns_exposed(b, g->ns) && record_new(b, g, &rec) < 0)
 			goto out;

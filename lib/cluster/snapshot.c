@@ -194,20 +194,6 @@ static inline uint32_t ip4_key(const uint8_t *a)
 
 /* ---- read side --------------------------------------------------------------------- */
 
-uint32_t tern_cluster_service_part(const char *ns, size_t nslen, const char *name,
-                                   size_t namelen)
-{
-	return (uint32_t)(key_hash(ns, nslen, name, namelen) >> 52);
-}
-
-uint32_t tern_cluster_ptr_part(const struct tern_ip *ip)
-{
-	if (ip->family != AF_INET && ip->family != AF_INET6)
-		return TERN_CLUSTER_PART_NONE;
-	struct tern_ip key = ip_norm(ip);
-	return SVC_SHARDS + ip_shard(&key);
-}
-
 uint64_t tern_cluster_part_id(const struct tern_cluster *c, uint32_t part)
 {
 	const uint64_t *id = NULL;
@@ -237,11 +223,13 @@ bool tern_cluster_part_unchanged(const struct tern_cluster *c, uint32_t part, ui
 }
 
 const struct tern_cluster_svc *tern_cluster_find_service(const struct tern_cluster *c,
-	const char *ns, size_t nslen, const char *name, size_t namelen)
+	const char *ns, size_t nslen, const char *name, size_t namelen, uint32_t *part)
 {
+	uint64_t h = key_hash(ns, nslen, name, namelen);
+	if (part)
+		*part = (uint32_t)(h >> 52);
 	if (!c)
 		return NULL;
-	uint64_t h = key_hash(ns, nslen, name, namelen);
 	const struct svc_shard *sh = c->svc[h >> 52];
 	if (!sh)
 		return NULL;
@@ -282,13 +270,18 @@ bool tern_cluster_has_namespace(const struct tern_cluster *c, const char *ns, si
 }
 
 size_t tern_cluster_find_ptr(const struct tern_cluster *c, const struct tern_ip *ip,
-                             const struct tern_cluster_ptr **out)
+                             const struct tern_cluster_ptr **out, uint32_t *part)
 {
 	*out = NULL;
+	if (part)
+		*part = TERN_CLUSTER_PART_NONE;
 	if (!c || (ip->family != AF_INET && ip->family != AF_INET6))
 		return 0;
 	struct tern_ip key = ip_norm(ip);
-	const struct ptr_shard *sh = c->ptr[ip_shard(&key)];
+	unsigned shard = ip_shard(&key);
+	if (part)
+		*part = SVC_SHARDS + shard;
+	const struct ptr_shard *sh = c->ptr[shard];
 	if (!sh)
 		return 0;
 	size_t lo = 0, end;

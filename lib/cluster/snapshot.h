@@ -56,18 +56,20 @@ struct tern_cluster_ptr {
 
 struct tern_cluster;
 
+/** The Service @p ns / @p name, or NULL. *part (if not NULL): the part read (below). */
 const struct tern_cluster_svc *tern_cluster_find_service(const struct tern_cluster *c,
-	const char *ns, size_t nslen, const char *name, size_t namelen);
+	const char *ns, size_t nslen, const char *name, size_t namelen, uint32_t *part);
 
 /** True if the namespace exists (and is exposed by the namespaces/labels options). */
 bool tern_cluster_has_namespace(const struct tern_cluster *c, const char *ns, size_t nslen);
 
 /**
  * Reverse lookup of @p ip: ClusterIPs first (CoreDNS order), then ready endpoints.
- * @return the number of matches; *out points into the snapshot (borrowed).
+ * @return the number of matches; *out points into the snapshot (borrowed). *part (if
+ * not NULL): the part read (below; NONE for an address of no family).
  */
 size_t tern_cluster_find_ptr(const struct tern_cluster *c, const struct tern_ip *ip,
-                             const struct tern_cluster_ptr **out);
+                             const struct tern_cluster_ptr **out, uint32_t *part);
 
 /** True if a pod with @p ip exists in namespace @p ns (pods: verified). */
 bool tern_cluster_has_pod(const struct tern_cluster *c, const char *ns, size_t nslen,
@@ -96,11 +98,6 @@ uint64_t tern_cluster_published_ms(const struct tern_cluster *c);
 #define TERN_CLUSTER_PART_ALL        8194u
 #define TERN_CLUSTER_PART_NONE       8195u
 
-/** The part tern_cluster_find_service(@p ns, @p name) reads. */
-uint32_t tern_cluster_service_part(const char *ns, size_t nslen, const char *name,
-                                   size_t namelen);
-/** The part tern_cluster_find_ptr(@p ip) reads (NONE for an address of no family). */
-uint32_t tern_cluster_ptr_part(const struct tern_ip *ip);
 /** The id of @p part in @p c (0: the part is empty, or NONE). */
 uint64_t tern_cluster_part_id(const struct tern_cluster *c, uint32_t part);
 

@@ -130,8 +130,9 @@ struct k8s_query {
 	size_t nextra, cap_extra;
 };
 
-/** The most specific of the plugin's zones that holds @p name, or NULL. */
-const struct k8s_zone *k8s_find_zone(const struct k8s *k, const knot_dname_t *name);
+/** The most specific of the plugin's zones that holds @p name (@p len bytes), or NULL. */
+const struct k8s_zone *k8s_find_zone(const struct k8s *k, const knot_dname_t *name,
+                                     size_t len);
 
 /** Note that the answer depends on snapshot part @p part (snapshot.h). */
 static inline void k8s_reads(struct k8s_query *q, uint32_t part)

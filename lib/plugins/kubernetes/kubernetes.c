@@ -452,7 +452,7 @@ static enum tern_verdict k8s_query(struct tern_req *req, const struct tern_plugi
 	const struct k8s *k = pi->data;
 	if (req->qclass != KNOT_CLASS_IN)
 		return TERN_NEXT;
-	const struct k8s_zone *zone = k8s_find_zone(k, req->qname);
+	const struct k8s_zone *zone = k8s_find_zone(k, req->qname, req->qname_len);
 	if (zone == NULL)
 		return TERN_NEXT;
 	if (req->qtype == KNOT_RRTYPE_AXFR || req->qtype == KNOT_RRTYPE_IXFR) {

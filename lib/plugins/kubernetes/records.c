@@ -438,9 +438,10 @@ static bool has_port(const struct tern_cluster_svc *s, const struct k8s_name *n)
 static enum k8s_res answer_service(struct k8s_query *q, const knot_dname_t *owner,
                                    const struct k8s_name *n, const knot_dname_t **target)
 {
+	uint32_t part;
 	const struct tern_cluster_svc *s = tern_cluster_find_service(q->c, n->ns.s, n->ns.len,
-	                                                             n->svc.s, n->svc.len);
-	k8s_reads(q, tern_cluster_service_part(n->ns.s, n->ns.len, n->svc.s, n->svc.len));
+	                                                             n->svc.s, n->svc.len, &part);
+	k8s_reads(q, part);
 	if (s == NULL)
 		return K8S_RES_NXDOMAIN;
 	uint16_t qtype = q->req->qtype;
@@ -514,8 +515,9 @@ static enum k8s_res answer_ptr(struct k8s_query *q, const knot_dname_t *owner,
                                const struct k8s_name *n)
 {
 	const struct tern_cluster_ptr *hits = NULL;
-	size_t nhits = tern_cluster_find_ptr(q->c, &n->ip, &hits);
-	k8s_reads(q, tern_cluster_ptr_part(&n->ip));
+	uint32_t part;
+	size_t nhits = tern_cluster_find_ptr(q->c, &n->ip, &hits, &part);
+	k8s_reads(q, part);
 	if (nhits == 0)
 		return K8S_RES_NXDOMAIN;
 	if (q->req->qtype != KNOT_RRTYPE_PTR)
@@ -597,10 +599,10 @@ static enum k8s_res answer_name(struct k8s_query *q, const knot_dname_t *owner,
 
 /* ---- the query --------------------------------------------------------------------- */
 
-const struct k8s_zone *k8s_find_zone(const struct k8s *k, const knot_dname_t *name)
+const struct k8s_zone *k8s_find_zone(const struct k8s *k, const knot_dname_t *name,
+                                     size_t len)
 {
 	const struct k8s_zone *best = NULL;
-	size_t len = tern_name_len(name);
 	for (size_t i = 0; i < k->nzones; i++) {
 		const struct k8s_zone *z = &k->zones[i];
 		if ((best == NULL || z->labels > best->labels) &&
@@ -632,7 +634,7 @@ enum k8s_res k8s_resolve(struct k8s_query *q, const struct k8s_zone *zone)
 		if (qtype == KNOT_RRTYPE_CNAME || qtype == KNOT_RRTYPE_ANY ||
 		    depth + 1 >= K8S_CHASE_MAX)
 			return res;
-		zone = k8s_find_zone(q->k, target);
+		zone = k8s_find_zone(q->k, target, tern_name_len(target));
 		if (zone == NULL)
 			return res;
 		owner = target;

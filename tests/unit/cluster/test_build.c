@@ -48,7 +48,7 @@ static bool t_ip_is(const struct tern_ip *ip, const char *s)
 static const struct tern_cluster_svc *t_find(const struct tern_cluster *c, const char *ns,
                                              const char *name)
 {
-	return tern_cluster_find_service(c, ns, strlen(ns), name, strlen(name));
+	return tern_cluster_find_service(c, ns, strlen(ns), name, strlen(name), NULL);
 }
 
 static const struct tern_k8s_port tcp80[] = { { .name = "http", .protocol = "TCP", .port = 80 } };
@@ -318,7 +318,7 @@ Test(build, namespaces_filter)
 	cr_assert_not(tern_cluster_has_pod(c, "team-b", 6, &pip));
 	const struct tern_cluster_ptr *ptr;
 	struct tern_ip hidden = t_ip("10.0.0.2");
-	cr_assert_eq(tern_cluster_find_ptr(c, &hidden, &ptr), 0);
+	cr_assert_eq(tern_cluster_find_ptr(c, &hidden, &ptr, NULL), 0);
 	struct tern_cluster_counts counts;
 	tern_cluster_counts(c, &counts);
 	cr_assert_eq(counts.services, 1);
@@ -363,7 +363,7 @@ Test(build, ptr_index_order)
 	struct tern_cluster *c = tern_cluster_builder_snapshot(b);
 	const struct tern_cluster_ptr *ptr;
 	struct tern_ip ip = t_ip("10.0.0.9");
-	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr), 3);
+	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr, NULL), 3);
 	cr_assert_str_eq(ptr[0].svc->name, "zeta");
 	cr_assert_null(ptr[0].ep, "the ClusterIP comes first");
 	cr_assert_str_eq(ptr[1].svc->name, "alpha");
@@ -371,31 +371,31 @@ Test(build, ptr_index_order)
 	cr_assert_str_eq(ptr[2].svc->name, "beta");
 	cr_assert_str_eq(ptr[2].ep->hostname, "10-0-0-9");
 	ip = t_ip("fd00::9");
-	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr), 1);
+	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr, NULL), 1);
 	cr_assert_str_eq(ptr[0].ep->hostname, "fd00--9");
 	ip = t_ip("10.0.0.10");
-	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr), 1);
+	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr, NULL), 1);
 	cr_assert_str_eq(ptr[0].svc->ns, "other");
 	ip = t_ip("10.0.0.11");
-	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr), 0);
+	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr, NULL), 0);
 	/* junk in the unused bytes of a v4 address does not matter */
 	ip = t_ip("10.0.0.10");
 	memset(ip.addr + 4, 0xaa, 12);
-	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr), 1);
+	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr, NULL), 1);
 	tern_cluster_free(c);
 
 	/* After removing the ClusterIP service only the endpoints remain. */
 	cr_assert_eq(tern_cluster_builder_service_delete(b, "default", "zeta"), 0);
 	c = tern_cluster_builder_snapshot(b);
 	ip = t_ip("10.0.0.9");
-	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr), 2);
+	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr, NULL), 2);
 	cr_assert_not_null(ptr[0].ep);
 	tern_cluster_free(c);
 
 	/* A ClusterIP added later still sorts first (incremental shard rebuild). */
 	t_service(b, "zz", "late", "10.0.0.9");
 	c = tern_cluster_builder_snapshot(b);
-	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr), 3);
+	cr_assert_eq(tern_cluster_find_ptr(c, &ip, &ptr, NULL), 3);
 	cr_assert_str_eq(ptr[0].svc->name, "late");
 	cr_assert_null(ptr[0].ep);
 	cr_assert_not_null(ptr[1].ep);
@@ -509,9 +509,9 @@ Test(build, records_shared_between_snapshots)
 	cr_assert(t_ip_is(&t_find(c1, "default", "b")->eps[0].ip, "10.1.0.1"));
 	const struct tern_cluster_ptr *ptr;
 	struct tern_ip old = t_ip("10.1.0.1"), cur = t_ip("10.1.0.2");
-	cr_assert_eq(tern_cluster_find_ptr(c2, &old, &ptr), 0);
-	cr_assert_eq(tern_cluster_find_ptr(c2, &cur, &ptr), 1);
-	cr_assert_eq(tern_cluster_find_ptr(c1, &old, &ptr), 1);
+	cr_assert_eq(tern_cluster_find_ptr(c2, &old, &ptr, NULL), 0);
+	cr_assert_eq(tern_cluster_find_ptr(c2, &cur, &ptr, NULL), 1);
+	cr_assert_eq(tern_cluster_find_ptr(c1, &old, &ptr, NULL), 1);
 	/* free the newer first: the older still owns its records */
 	tern_cluster_free(c2);
 	cr_assert_str_eq(t_find(c1, "default", "b")->eps[0].hostname, "10-1-0-1");
@@ -588,18 +588,18 @@ static void t_ptr_all(const struct tern_cluster *c, unsigned n, unsigned step, u
 		struct tern_ip ip = t_ip(addr);
 		/* shared with svc-(i+1), unless that one is gone (step 2) or never was */
 		size_t want = step == 1 && i + 1 < n ? 2 : 1;
-		cr_assert_eq(tern_cluster_find_ptr(c, &ip, &p), want, "%s", addr);
+		cr_assert_eq(tern_cluster_find_ptr(c, &ip, &p, NULL), want, "%s", addr);
 		snprintf(name, sizeof(name), "svc-%05u", i);
 		cr_assert_str_eq(p[0].svc->name, name, "%s", addr);
 		cr_assert_str_eq(p[0].ep->hostname, "v4");
 		t_addr(addr, sizeof(addr), i, true);
 		ip = t_ip(addr);
-		cr_assert_eq(tern_cluster_find_ptr(c, &ip, &p), 1, "%s", addr);
+		cr_assert_eq(tern_cluster_find_ptr(c, &ip, &p, NULL), 1, "%s", addr);
 		cr_assert_str_eq(p[0].svc->name, name);
 		cr_assert_str_eq(p[0].ep->hostname, "v6");
 		snprintf(addr, sizeof(addr), "10.96.%u.%u", i >> 8, i & 255);
 		ip = t_ip(addr);
-		cr_assert_eq(tern_cluster_find_ptr(c, &ip, &p), 1, "%s", addr);
+		cr_assert_eq(tern_cluster_find_ptr(c, &ip, &p, NULL), 1, "%s", addr);
 		cr_assert_null(p[0].ep);
 	}
 }
@@ -662,7 +662,7 @@ Test(build, ptr_index_large_both_families)
 		const struct tern_cluster_ptr *p;
 		t_addr(a6, sizeof(a6), i, true);
 		struct tern_ip ip = t_ip(a6);
-		cr_assert_eq(tern_cluster_find_ptr(c, &ip, &p), 0, "%s is gone", a6);
+		cr_assert_eq(tern_cluster_find_ptr(c, &ip, &p, NULL), 0, "%s is gone", a6);
 		cr_assert_null(p);
 	}
 	/* the fresh build of the same state answers the same */
@@ -674,7 +674,8 @@ Test(build, ptr_index_large_both_families)
 		const struct tern_cluster_ptr *p, *q;
 		t_addr(a4, sizeof(a4), i, false);
 		struct tern_ip ip = t_ip(a4);
-		size_t np = tern_cluster_find_ptr(c, &ip, &p), nq = tern_cluster_find_ptr(fc, &ip, &q);
+		size_t np = tern_cluster_find_ptr(c, &ip, &p, NULL);
+		size_t nq = tern_cluster_find_ptr(fc, &ip, &q, NULL);
 		cr_assert_eq(np, nq, "%s", a4);
 		for (size_t j = 0; j < np; j++) {
 			cr_assert_str_eq(p[j].svc->name, q[j].svc->name, "%s", a4);
@@ -791,7 +792,7 @@ Test(build, many_services_churn)
 		snprintf(ip, sizeof(ip), "10.%u.%u.1", i / 256, i % 256);
 		struct tern_ip a = t_ip(ip);
 		const struct tern_cluster_ptr *ptr;
-		cr_assert_eq(tern_cluster_find_ptr(c, &a, &ptr), (size_t)(i % 2));
+		cr_assert_eq(tern_cluster_find_ptr(c, &a, &ptr, NULL), (size_t)(i % 2));
 	}
 	struct tern_cluster_counts counts;
 	tern_cluster_counts(c, &counts);
@@ -997,7 +998,8 @@ static void t_same(const struct tern_cluster *x, const struct tern_cluster *y)
 			snprintf(ip, sizeof(ip), "fd00::%x", i - 40);
 		struct tern_ip a = t_ip(ip);
 		const struct tern_cluster_ptr *px, *py;
-		size_t nx = tern_cluster_find_ptr(x, &a, &px), ny = tern_cluster_find_ptr(y, &a, &py);
+		size_t nx = tern_cluster_find_ptr(x, &a, &px, NULL);
+		size_t ny = tern_cluster_find_ptr(y, &a, &py, NULL);
 		cr_assert_eq(nx, ny, "%s: %zu vs %zu", ip, nx, ny);
 		for (size_t j = 0; j < nx; j++) {
 			cr_assert_str_eq(px[j].svc->name, py[j].svc->name, "%s", ip);
